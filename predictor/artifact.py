@@ -1,0 +1,129 @@
+"""Predictor artifacts: LightGBM text models + metadata.json, written atomically. No pickle.
+
+Layout of an artifact directory::
+
+    metadata.json                      schema, versions, seed, data sha256, per-model state
+    models/<recipe>__<target>__<k>.txt one LightGBM text model per ensemble member
+
+A directory is written under a temporary name beside its destination and renamed into place, so a
+killed ``fit`` never leaves a half-written artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from predictor.errors import ArtifactError
+from predictor.model import RewardPredictor
+
+SCHEMA_VERSION = 1
+METADATA = "metadata.json"
+
+
+@dataclass
+class Bundle:
+    """All models of one artifact: (recipe, target) → predictor, plus the metadata they came with.
+
+    A loaded bundle parses a model's LightGBM files only when ``get`` first asks for it: ``rank``
+    needs one of the ten, and parsing all of them would dominate its run time.
+    """
+
+    models: dict[tuple[str, str], RewardPredictor]
+    metadata: dict
+    source: Path | None = None  # artifact directory for models not parsed yet
+
+    def keys(self) -> list[tuple[str, str]]:
+        return sorted(set(self.models) | {tuple(k.split("/", 1)) for k in self.metadata.get("models", {})})
+
+    def get(self, recipe: str, target: str) -> RewardPredictor:
+        key = (recipe, target)
+        if key not in self.models:
+            entry = self.metadata.get("models", {}).get(f"{recipe}/{target}")
+            if entry is None or self.source is None:
+                have = ", ".join(f"{r}/{t}" for r, t in self.keys())
+                raise ArtifactError(f"this predictor has no model for recipe {recipe!r}, target {target!r} (has: {have})")
+            self.models[key] = _load_model(self.source, f"{recipe}/{target}", entry)
+        return self.models[key]
+
+    @property
+    def recipes(self) -> list[str]:
+        return sorted({r for r, _ in self.models})
+
+
+def _model_file(recipe: str, target: str, k: int) -> str:
+    return f"models/{recipe}__{target}__{k}.txt"
+
+
+def save(bundle: Bundle, out_dir: str | Path) -> Path:
+    """Write ``bundle`` to ``out_dir`` atomically; an existing artifact there is replaced."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not (out_dir / METADATA).is_file():
+        raise ArtifactError(f"{out_dir} exists and is not a basepick predictor; choose a new --out directory")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        (tmp / "models").mkdir()
+        entries = {}
+        for (recipe, target), predictor in sorted(bundle.models.items()):
+            files = []
+            for k, text in enumerate(predictor.model_strings()):
+                name = _model_file(recipe, target, k)
+                (tmp / name).write_text(text, encoding="utf-8")
+                files.append(name)
+            entries[f"{recipe}/{target}"] = {**predictor.state(), "files": files}
+        metadata = {**bundle.metadata, "schema_version": SCHEMA_VERSION, "models": entries}
+        (tmp / METADATA).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``; an old ``dst`` is moved aside first and removed only afterwards."""
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load(path: str | Path) -> Bundle:
+    """Read an artifact directory; a missing, partial or corrupt one raises ArtifactError."""
+    path = Path(path)
+    meta_path = path / METADATA
+    if not meta_path.is_file():
+        raise ArtifactError(f"{path}: not a basepick predictor (no {METADATA}); create one with `basepick fit`")
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{meta_path}: unreadable ({exc}); refit with `basepick fit`") from None
+    if not isinstance(metadata, dict) or metadata.get("schema_version") != SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{meta_path}: schema_version {metadata.get('schema_version') if isinstance(metadata, dict) else '?'} "
+            f"is not {SCHEMA_VERSION}; refit with this version of basepick"
+        )
+    entries = metadata.get("models")
+    if not isinstance(entries, dict) or not entries:
+        raise ArtifactError(f"{path}: the artifact holds no models; refit with `basepick fit`")
+    for key, entry in entries.items():
+        files = entry.get("files") if isinstance(entry, dict) else None
+        if not isinstance(files, list) or not files or not all((path / str(f)).is_file() for f in files):
+            raise ArtifactError(f"{path}: model files of {key} are missing; the artifact is partial, refit it")
+    return Bundle(models={}, metadata=metadata, source=path)
+
+
+def _load_model(path: Path, key: str, entry: dict) -> RewardPredictor:
+    try:
+        strings = [(path / name).read_text(encoding="utf-8") for name in entry["files"]]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: model files of {key} are unreadable ({exc}); refit") from None
+    return RewardPredictor.from_state(entry, strings)

@@ -1,0 +1,385 @@
+"""Find and read basepick's tables: the shipped snapshot, labels, model metadata and user CSVs.
+
+Shipped data lives in ``data/`` at the top of a source checkout (editable installs read it there) and
+in ``predictor/_data/`` inside a wheel. Every reader returns plain Python/numpy structures with one
+row per model and raises ``DataError`` with the file, line and column on bad input.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from predictor import features as F
+from predictor.errors import DataError
+
+V2_FILE = "open_llm_leaderboard_v2.csv"
+V1_FILE = "open_llm_leaderboard_v1.csv"
+MODELS_FILE = "seed_paper_models.csv"
+LABELS_FILE = "seed_paper_rewardbench.csv"
+
+LABEL_KEY = ("model_id", "recipe", "train_data", "eval")
+SECTIONS = ("chat", "chat_hard", "safety", "reasoning")
+TARGETS = ("score",) + SECTIONS
+RECIPES = ("regression", "bradley_terry")
+
+
+def data_root() -> Path:
+    """The folder holding ``benchmarks/`` and ``predictor/``: wheel layout first, then the checkout."""
+    here = Path(__file__).resolve().parent
+    for root in (here / "_data", here.parent / "data"):
+        if (root / "benchmarks" / V2_FILE).is_file():
+            return root
+    raise DataError(
+        f"basepick's shipped data is missing (looked in {here / '_data'} and {here.parent / 'data'}): "
+        "reinstall basepick"
+    )
+
+
+def benchmarks_dir() -> Path:
+    return data_root() / "benchmarks"
+
+
+def shipped_predictor_dir() -> Path:
+    return data_root() / "predictor"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# CSV reading with one-line errors
+
+
+def read_csv(path: str | Path) -> tuple[list[str], list[list[str]]]:
+    """Read a comma-separated UTF-8 file → (header, rows). Each row has len(header) fields."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a CSV file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not raw.strip():
+        raise DataError(f"{path}: file is empty; expected a CSV with a header row")
+    if b"\x00" in raw:
+        raise DataError(f"{path}: binary data, not a CSV file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8 CSV") from None
+    try:
+        records = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a valid CSV file ({exc})") from None
+    records = [r for r in records if any(cell.strip() for cell in r)]  # blank lines carry nothing
+    if not records:
+        raise DataError(f"{path}: no header row; expected a CSV with a header row")
+    header = [name.strip() for name in records[0]]
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise DataError(f"{path}: column {name!r} appears twice in the header")
+        seen.add(name)
+    rows = records[1:]
+    for lineno, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise DataError(
+                f"{path} row {lineno}: {len(row)} fields but the header has {len(header)}; "
+                "check quoting and that the file is comma-separated"
+            )
+    return header, rows
+
+
+def require_column(path: Path, header: list[str], name: str) -> int:
+    if name in header:
+        return header.index(name)
+    hint = ""
+    for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+        if any(sep in h for h in header):
+            hint = f"; the file seems to use {label} as delimiter, basepick reads comma-separated files"
+            break
+    raise DataError(f"{path}: no {name!r} column (found: {', '.join(h[:30] for h in header[:8])}){hint}")
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+# --------------------------------------------------------------------------------------------------
+# The shipped snapshot: one row per model
+
+
+@dataclass
+class Snapshot:
+    """Feature table of every model the shipped data knows: Open LLM Leaderboard v2 ∪ v1 ∪ seed models.
+
+    ``columns[name][i]`` is feature ``name`` of model ``ids[i]`` (NaN when unknown).
+    ``v2_ids`` lists the models of the v2 leaderboard, the pool of ``rank --pool leaderboard``.
+    """
+
+    ids: list[str]
+    columns: dict[str, np.ndarray]
+    v2_ids: list[str]
+    index: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = {model_id: i for i, model_id in enumerate(self.ids)}
+
+    def row(self, model_id: str) -> dict[str, float] | None:
+        i = self.index.get(model_id)
+        if i is None:
+            return None
+        return {name: float(col[i]) for name, col in self.columns.items()}
+
+
+def _v2_preference(row: list[str], c: dict[str, int]) -> tuple:
+    """Sort key: the best of several v2 rows of one model sorts first.
+
+    The rule, in order: a row evaluated with the chat template (ids ending in ``_True``) when the model
+    has one — that is how users run chat models; the official provider's row; bfloat16, then float16,
+    then anything else; the latest submission; finally the row id, so the choice is deterministic.
+    """
+    return (
+        row[c["model_has_chat_template"]].upper() != "TRUE",
+        row[c["features_is_official_provider"]].upper() != "TRUE",
+        _PRECISION_RANK.get(row[c["model_precision"]], 2),
+        _negated(row[c["metadata_submission_date"]]),
+        row[c["id"]],
+    )
+
+
+def _v1_preference(row: list[str], c: dict[str, int]) -> tuple:
+    """Sort key for several v1 rows of one model: not flagged, bfloat16 > float16 > other, latest, sha."""
+    return (
+        row[c["flagged"]].upper() == "TRUE",
+        _PRECISION_RANK.get(row[c["precision"]], 2),
+        _negated(row[c["date"]]),
+        row[c["model_sha"]],
+    )
+
+
+_PRECISION_RANK = {"bfloat16": 0, "float16": 1}
+
+
+def _negated(text: str) -> tuple:
+    # ISO dates sort as strings; negating each character code makes later dates sort first.
+    return tuple(-ord(ch) for ch in text)
+
+
+def _best_rows(path: Path, id_column: str, preference) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Read a leaderboard file → (column index, model id → its preferred row)."""
+    header, rows = read_csv(path)
+    c = {name: j for j, name in enumerate(header)}
+    j = require_column(path, header, id_column)
+    best: dict[str, list[str]] = {}
+    for row in rows:
+        model_id = row[j].strip()
+        if model_id and (model_id not in best or preference(row, c) < preference(best[model_id], c)):
+            best[model_id] = row
+    return c, best
+
+
+def _numbers(rows: list[list[str]], j: int) -> np.ndarray:
+    """Column j of rows → float array; empty or non-numeric cells are NaN."""
+    cells = [r[j].strip() or "nan" for r in rows]
+    try:
+        values = np.array(cells).astype(float)
+    except ValueError:
+        values = np.array([_float(cell) for cell in cells])
+    values[~np.isfinite(values)] = np.nan
+    return values
+
+
+_V2_COLUMNS = {
+    "ifeval": "evaluations_ifeval_normalized_score",
+    "bbh": "evaluations_bbh_normalized_score",
+    "math_lvl5": "evaluations_math_normalized_score",
+    "gpqa": "evaluations_gpqa_normalized_score",
+    "musr": "evaluations_musr_normalized_score",
+    "mmlu_pro": "evaluations_mmlu_pro_normalized_score",
+    "params_b": "metadata_params_billions",
+}
+# v2's model_type tells the post-training stage for two of its categories; the others are unknown.
+_V2_STAGE = {"pretrained": "base", "chatmodels": "instruct"}
+
+
+def load_snapshot(root: Path | None = None) -> Snapshot:
+    """The shipped leaderboards and seed-model metadata as one feature table (cached, see below).
+
+    Parsing the two leaderboard CSVs costs ~0.25 s, most of ``rank``'s own time, so the parsed table
+    is kept as ``snapshot-<sha256 of the sources>.npz`` in ``$BASEPICK_CACHE_DIR`` (default
+    ``$XDG_CACHE_HOME/basepick`` or ``~/.cache/basepick``). A changed source file changes the key;
+    an unreadable or unwritable cache is ignored and the table is parsed again.
+    """
+    bench = (root or data_root()) / "benchmarks"
+    sources = [bench / name for name in (V2_FILE, V1_FILE, MODELS_FILE)]
+    digest = hashlib.sha256(_CACHE_FORMAT.encode())
+    for path in sources:
+        digest.update(path.read_bytes())
+    cache = _cache_dir() / f"snapshot-{digest.hexdigest()[:24]}.npz"
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            ids = z["ids"].tolist()
+            columns = {name: z[f"col_{name}"] for name in F.ALL_FEATURES}
+            v2_ids = [ids[i] for i in np.flatnonzero(z["in_v2"])]
+        return Snapshot(ids=ids, columns=columns, v2_ids=v2_ids)
+    except (OSError, KeyError, ValueError, EOFError):
+        pass  # no cache yet, or a damaged one: parse the sources
+    snapshot = _parse_snapshot(bench)
+    _write_cache(cache, snapshot)
+    return snapshot
+
+
+_CACHE_FORMAT = "snapshot-v1"
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("BASEPICK_CACHE_DIR"):
+        return Path(os.environ["BASEPICK_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "basepick"
+
+
+def _write_cache(path: Path, snapshot: Snapshot) -> None:
+    in_v2 = np.zeros(len(snapshot.ids), dtype=bool)
+    in_v2[[snapshot.index[m] for m in snapshot.v2_ids]] = True
+    arrays = {f"col_{name}": col for name, col in snapshot.columns.items()}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".snapshot-", suffix=".npz", delete=False) as f:
+            np.savez(f, ids=np.array(snapshot.ids), in_v2=in_v2, **arrays)
+        os.replace(f.name, path)
+    except OSError:
+        try:
+            os.unlink(f.name)
+        except (OSError, UnboundLocalError):
+            pass
+
+
+def _parse_snapshot(bench: Path) -> Snapshot:
+    c2, v2 = _best_rows(bench / V2_FILE, "model_name", _v2_preference)
+    c1, v1 = _best_rows(bench / V1_FILE, "fullname", _v1_preference)
+    meta = load_model_metadata(bench / MODELS_FILE)
+    ids = sorted(set(v2) | set(v1) | set(meta))
+    index = {model_id: i for i, model_id in enumerate(ids)}
+    columns = {name: np.full(len(ids), np.nan) for name in F.SPECS}
+
+    rows2 = list(v2.values())
+    at2 = np.array([index[m] for m in v2])
+    for name, source in _V2_COLUMNS.items():
+        columns[name][at2] = _numbers(rows2, c2[source])
+    stages = [_V2_STAGE.get(r[c2["model_type"]]) for r in rows2]
+    columns["post_training"][at2] = [F.POST_TRAINING_STAGES[s] if s else np.nan for s in stages]
+
+    rows1 = list(v1.values())
+    at1 = np.array([index[m] for m in v1])
+    for name in F.V1_SCORES:
+        columns[name][at1] = _numbers(rows1, c1[name])
+    params = columns["params_b"]
+    params[params <= 0] = np.nan  # the leaderboards write 0 for "unknown"
+    v1_params = _numbers(rows1, c1["params_b"])
+    v1_params[v1_params <= 0] = np.nan
+    missing = np.isnan(params[at1])
+    params[at1[missing]] = v1_params[missing]
+
+    for model_id, m in meta.items():  # the study's metadata is authoritative
+        for name in ("params_b", "pretrain_tokens_t", "post_training"):
+            columns[name][index[model_id]] = m[name]
+    F.add_derived(columns)
+    return Snapshot(ids=ids, columns=columns, v2_ids=sorted(v2))
+
+
+def load_model_metadata(path: Path | None = None) -> dict[str, dict]:
+    """seed_paper_models.csv → {model_id: {lineage, publisher, post_training, params_b, ...}}."""
+    path = path or benchmarks_dir() / MODELS_FILE
+    header, rows = read_csv(path)
+    out: dict[str, dict] = {}
+    for row in (dict(zip(header, r)) for r in rows):
+        out[row["model_id"]] = {
+            "publisher": row["publisher"],
+            "lineage": row["lineage"],
+            "release": row["release"],
+            "params_b": _float(row["params_b"]),
+            "pretrain_tokens_t": _float(row["pretrain_tokens_t"]),
+            "post_training": F.POST_TRAINING_STAGES.get(row["post_training"], math.nan),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Labels: RewardBench results of reward models trained from a base
+
+
+@dataclass(frozen=True)
+class Label:
+    model_id: str
+    recipe: str  # regression | bradley_terry | any recipe name a trainer wrote
+    train_data: str  # e.g. helpsteer2
+    eval: str  # e.g. rewardbench-v1
+    values: dict[str, float]  # target name → RewardBench points 0-100 (NaN when not reported)
+    source: str  # "file:row" for error messages
+
+
+def load_labels(paths: list[Path]) -> list[Label]:
+    """Read one or more label files; rows agreeing on (model_id, recipe, train_data, eval) merge.
+
+    Two rows with the same key and different values are an error naming both rows.
+    """
+    merged: dict[tuple, Label] = {}
+    for path in paths:
+        path = Path(path)
+        header, rows = read_csv(path)
+        cols = {name: require_column(path, header, name) for name in LABEL_KEY + TARGETS}
+        for lineno, row in enumerate(rows, start=2):
+            where = f"{path} row {lineno}"
+            key = tuple(row[cols[name]].strip() for name in LABEL_KEY)
+            if not all(key):
+                missing = [n for n, v in zip(LABEL_KEY, key) if not v]
+                raise DataError(f"{where}: empty {', '.join(missing)}")
+            values = {}
+            for name in TARGETS:
+                try:
+                    value = F.parse_value(name, row[cols[name]])
+                except ValueError as exc:
+                    raise DataError(f"{where}, column {name}: {exc}") from None
+                if not math.isnan(value) and not 0.0 <= value <= 100.0:
+                    raise DataError(f"{where}, column {name}: {value:g} is not a RewardBench score in 0-100")
+                values[name] = value
+            if math.isnan(values["score"]):
+                section_values = [values[s] for s in SECTIONS]
+                if any(math.isnan(v) for v in section_values):
+                    raise DataError(f"{where}: no score and not all four sections to compute it from")
+                values["score"] = float(np.mean(section_values))
+            label = Label(*key, values=values, source=where)
+            previous = merged.get(key)
+            if previous is not None and not _same_values(previous.values, values):
+                raise DataError(
+                    f"{where} disagrees with {previous.source} for {key[0]} ({key[1]}, {key[2]}, {key[3]}); "
+                    "keep one of them"
+                )
+            merged.setdefault(key, label)
+    if not merged:
+        raise DataError(f"{', '.join(str(p) for p in paths)}: no label rows")
+    return list(merged.values())
+
+
+def _same_values(a: dict[str, float], b: dict[str, float]) -> bool:
+    return all(
+        (math.isnan(a[k]) and math.isnan(b[k])) or abs(a[k] - b[k]) <= 0.05 for k in TARGETS
+    )

@@ -1,0 +1,134 @@
+"""The estimator: determinism, no collapse to a constant, explanations that add up, artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from predictor import artifact
+from predictor import data as D
+from predictor.errors import ArtifactError, DataError
+from predictor.fit import fit_bundle, training_table
+from predictor.model import ModelConfig, RewardPredictor
+
+SHIPPED_LABELS = [D.benchmarks_dir() / D.LABELS_FILE]
+
+
+@pytest.fixture(scope="module")
+def table():
+    labels = D.load_labels(SHIPPED_LABELS)
+    return training_table(labels, D.load_snapshot(), "regression")
+
+
+def test_same_inputs_give_byte_identical_models(table):
+    _, columns, targets = table
+    a = RewardPredictor().fit(columns, targets["score"]).model_strings()
+    b = RewardPredictor().fit(columns, targets["score"]).model_strings()
+    assert a == b
+    c = RewardPredictor(ModelConfig(seed=1)).fit(columns, targets["score"]).model_strings()
+    assert c != a  # the seed is really passed down
+
+
+def test_predictions_do_not_collapse(table):
+    _, columns, targets = table
+    model = RewardPredictor().fit(columns, targets["score"])
+    pred = model.predict(columns)
+    assert np.std(pred) > 2.0  # points; the labels' spread is ~6
+    assert np.corrcoef(pred, targets["score"])[0, 1] > 0.7
+    gbm_only = np.stack([b.predict(np.stack([columns[f] for f in model.feature_names_in_], 1)) for b in model.boosters_])
+    assert np.ptp(gbm_only) > 0.1  # the boosters themselves split, not only the offset
+
+
+def test_lightgbm_defaults_would_collapse_and_the_guard_catches_it(table):
+    _, columns, targets = table
+    # LightGBM's default min_data_in_leaf=20 cannot split 30 rows: refused before training
+    with pytest.raises(DataError, match="need at least 40 labelled models"):
+        RewardPredictor(ModelConfig(min_data_in_leaf=20)).fit({k: v[:30] for k, v in columns.items()}, targets["score"][:30])
+    # features that carry nothing make trees without a split: refused after training
+    constant = {k: np.full_like(v, 1.0) for k, v in columns.items()}
+    with pytest.raises(DataError, match="no split"):
+        RewardPredictor().fit(constant, targets["score"])
+
+
+def test_contributions_add_up_to_the_prediction(table):
+    _, columns, targets = table
+    model = RewardPredictor().fit(columns, targets["score"])
+    names, contrib = model.contributions(columns)
+    assert "mean_v2" in names and "log_params" in names
+    pred = model.predict(columns)
+    # what remains after the per-feature terms is one expected value, the same for every row
+    residual = pred - contrib.sum(axis=1)
+    assert np.ptp(residual) < 1e-6
+
+
+def test_extrapolation_follows_the_linear_offset(table):
+    _, columns, targets = table
+    model = RewardPredictor().fit(columns, targets["score"])
+    row = {k: v[:1].copy() for k, v in columns.items()}
+    small = model.predict(row)[0]
+    row["log_params"] = row["log_params"] + np.log(10)  # same scores, 10x the parameters
+    assert model.predict(row)[0] != small  # trees alone would give the same value beyond the range
+
+
+def test_artifact_round_trip(tmp_path):
+    bundle = fit_bundle(SHIPPED_LABELS)
+    artifact.save(bundle, tmp_path / "p")
+    loaded = artifact.load(tmp_path / "p")
+    assert loaded.keys() == sorted(bundle.models)
+    snap = D.load_snapshot()
+    for key, model in bundle.models.items():
+        assert loaded.get(*key).model_strings() == model.model_strings()
+        np.testing.assert_array_equal(loaded.get(*key).predict(snap.columns), model.predict(snap.columns))
+
+
+def test_shipped_artifact_is_a_fresh_fit_of_the_shipped_labels():
+    """Golden: data/predictor must be what `basepick fit --out data/predictor` writes today."""
+    shipped = artifact.load(D.shipped_predictor_dir())
+    fresh = fit_bundle(SHIPPED_LABELS)
+    assert shipped.metadata["data"] == fresh.metadata["data"], "shipped data changed: refit data/predictor"
+    assert shipped.keys() == sorted(fresh.models)
+    same_lightgbm = shipped.metadata["versions"]["lightgbm"] == fresh.metadata["versions"]["lightgbm"]
+    snap = D.load_snapshot()
+    for key, model in fresh.models.items():
+        if same_lightgbm:
+            assert shipped.get(*key).model_strings() == model.model_strings(), key
+        np.testing.assert_allclose(shipped.get(*key).predict(snap.columns), model.predict(snap.columns), atol=1e-6)
+
+
+def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
+    bundle = fit_bundle(SHIPPED_LABELS)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(artifact, "_replace_dir", boom)
+    with pytest.raises(OSError):
+        artifact.save(bundle, tmp_path / "p")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_replacing_an_artifact_keeps_the_old_one_until_the_new_one_is_complete(tmp_path):
+    bundle = fit_bundle(SHIPPED_LABELS)
+    artifact.save(bundle, tmp_path / "p")
+    bundle.metadata["seed"] = 99
+    artifact.save(bundle, tmp_path / "p")
+    assert json.loads((tmp_path / "p" / "metadata.json").read_text())["seed"] == 99
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]
+
+
+def test_feature_mismatch_is_reported(tmp_path):
+    artifact.save(fit_bundle(SHIPPED_LABELS), tmp_path / "p")
+    meta = json.loads((tmp_path / "p" / "metadata.json").read_text())
+    meta["models"]["regression/score"]["config"]["features"] = ["ifeval"]
+    (tmp_path / "p" / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="do not match"):
+        artifact.load(tmp_path / "p").get("regression", "score")
+
+
+def test_partial_artifact_is_refused(tmp_path):
+    artifact.save(fit_bundle(SHIPPED_LABELS), tmp_path / "p")
+    (tmp_path / "p" / "models" / "regression__chat__3.txt").unlink()
+    with pytest.raises(ArtifactError, match="partial"):
+        artifact.load(tmp_path / "p")
