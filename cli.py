@@ -59,9 +59,12 @@ def main() -> None:
 @click.option("--predictor", "predictor_dir", metavar="DIR", help="Predictor artifact from `basepick fit` (default: the shipped one).")
 @click.option("--top", type=click.IntRange(min=1), metavar="N", help="Show only the best N.")
 @click.option("--max-params", type=click.FloatRange(min=0, min_open=True), metavar="B", help="Drop candidates larger than B billion parameters.")
+@click.option("--weights", metavar="S=W,...", help="Rank by a weighted mean of section predictions, e.g. chat=1,chat_hard=2,safety=1,reasoning=1.")
+@click.option("--interval", "level", type=click.FloatRange(0.5, 0.99), default=0.8, show_default=True, help="Coverage of the prediction interval (conformal, leave-lineage-out).")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of the p_top_k column: probability of being among the k best.")
 @click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of score columns: auto detects fractions (all values in [0, 1]) per column.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, scale, fmt):
+def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weights, level, top_k, scale, fmt):
     """Rank candidate base models by predicted RewardBench score.
 
     CANDIDATES.csv needs a model_id column (Hugging Face ids). Optional columns override the shipped
@@ -71,17 +74,24 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, scale
     from predictor import artifact, render
     from predictor import candidates as C
     from predictor.data import load_snapshot, shipped_predictor_dir
+    from predictor.rank import parse_weights
     from predictor.rank import rank as rank_candidates
 
     if (candidates is None) == (pool is None):
         raise click.UsageError("give either CANDIDATES.csv or --pool leaderboard")
+    if weights is not None and target != "score":
+        raise click.UsageError("--weights combines the sections; it cannot be used with --target")
+    section_weights = parse_weights(weights) if weights is not None else None
     bundle = artifact.load(predictor_dir or shipped_predictor_dir())
     snapshot = load_snapshot()
     if pool:
         table = C.ids_only(snapshot.v2_ids, snapshot)
     else:
         table = C.read_candidates(candidates, snapshot, scale=scale, note=note)
-    ranking = rank_candidates(table, bundle, recipe=recipe, target=target, top=top, max_params=max_params)
+    ranking = rank_candidates(
+        table, bundle, recipe=recipe, target=target, weights=section_weights, top=top, max_params=max_params,
+        level=level, top_k=top_k, snapshot=snapshot,
+    )
     for message in ranking.notes:
         note(message)
     if fmt == "json":
@@ -110,13 +120,266 @@ def fit(labels, no_shipped_labels, out, seed):
         paths.insert(0, benchmarks_dir() / LABELS_FILE)
     if not paths:
         raise click.UsageError("--no-shipped-labels needs at least one --labels file")
+    artifact.check_destination(out)
     bundle = fit_bundle(paths, seed=seed)
     artifact.save(bundle, out)
     fitted = ", ".join(f"{r}/{t}" for r, t in sorted(bundle.models))
     note(f"wrote {out} ({len(bundle.models)} models: {fitted})")
 
 
+@main.command()
+@click.option("--labels", "labels", multiple=True, metavar="LABELS.csv", help="Label file (repeatable; default: the shipped labels).")
+@click.option("--recipe", type=click.Choice(RECIPES), default="regression", show_default=True)
+@click.option("--target", type=click.Choice(TARGETS), default="score", show_default=True)
+@click.option("--split", default="lineage", show_default=True, help="lineage (primary), temporal, or random (optimistic reference).")
+@click.option("--interval", "level", type=click.FloatRange(0.5, 0.99), default=0.8, show_default=True, help="Nominal coverage of the prediction intervals checked.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True, help="Lineage-bootstrap resamples for the 95% intervals.")
+@click.option("--no-baselines", is_flag=True, help="Evaluate the predictor only.")
+@click.option("--fail-under", type=float, metavar="RHO", help="Exit 1 when the predictor's Spearman is below RHO (a CI gate).")
+@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured, with intervals (needs basepick[plot]).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def evaluate(labels, recipe, target, split, level, n_boot, no_baselines, fail_under, plot, fmt):
+    """Out-of-fold evaluation of the predictor against baselines, in the same folds."""
+    from pathlib import Path
+
+    from predictor import render
+    from predictor.data import LABELS_FILE, benchmarks_dir
+    from predictor.errors import GateFailed
+    from predictor.evaluate import SPLITS, evaluate as run_evaluation
+
+    if split not in SPLITS:
+        raise click.BadParameter(f"{split!r} is not one of {', '.join(SPLITS)}", param_hint="'--split'")
+    if plot:
+        from predictor.plot import require_matplotlib
+
+        require_matplotlib()
+    paths = [Path(p) for p in labels] or [benchmarks_dir() / LABELS_FILE]
+    ev = run_evaluation(paths, recipe=recipe, target=target, split=split, level=level, n_boot=n_boot,
+                        with_baselines=not no_baselines)
+    if plot:
+        from predictor.plot import evaluation_plot
+
+        evaluation_plot(ev, plot)
+        note(f"wrote {plot}")
+    if fmt == "json":
+        click.echo(render.to_json(ev.to_json()), nl=False)
+    else:
+        render.evaluation_table(ev)
+    rho = ev.methods[0].metrics["spearman"]
+    if fail_under is not None and not rho >= fail_under:
+        raise GateFailed(f"the predictor's Spearman {rho:.3f} is below --fail-under {fail_under:g}")
+
+
+@main.command()
+@click.argument("dump", metavar="DUMP")
+@click.option("--against", metavar="CURRENT", help="Compare with this dump (laid over the shipped snapshot) instead of the shipped snapshot.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--tolerance", type=click.FloatRange(min=0), default=2.0, show_default=True, metavar="POINTS", help="A benchmark value may move this many points without counting as changed.")
+@click.option("--max-changed", type=click.FloatRange(0, 1), default=0.01, show_default=True, metavar="SHARE", help="Share of common models per benchmark allowed to move more than --tolerance.")
+@click.option("--max-removed", type=click.FloatRange(0, 1), default=0.01, show_default=True, metavar="SHARE", help="Share of current models a full leaderboard dump may drop.")
+@click.option("--eval-drop", type=click.FloatRange(min=0), default=0.05, show_default=True, metavar="RHO", help="Allowed drop of the lineage-held-out Spearman.")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, metavar="K", help="Recommendations compared per size bucket.")
+@click.option("--recipe", type=click.Choice(RECIPES), default="regression", show_default=True)
+def check(dump, against, fmt, tolerance, max_changed, max_removed, eval_drop, top_k, recipe):
+    """Gate a new benchmark dump: validate it and show what it would change.
+
+    DUMP is an Open LLM Leaderboard v2 CSV, a basepick feature CSV or a folder of lm-evaluation-harness
+    results. Exit 0 clean, 1 the gate failed (the report says why), 2 unreadable or unrecognised input.
+    """
+    from predictor import check as K
+    from predictor import render
+
+    tol = K.Tolerance(points=tolerance, max_changed=max_changed, max_removed=max_removed, eval_drop=eval_drop)
+    report = K.check(dump, against=against, tolerance=tol, top_k=top_k, recipe=recipe)
+    for message in report["notes"]:
+        note(message)
+    if fmt == "json":
+        click.echo(render.to_json(report), nl=False)
+    else:
+        K.render_table(report)
+    if report["failures"]:
+        from predictor.errors import GateFailed
+
+        raise GateFailed(f"check failed: {'; '.join(report['failures'][:3])}")
+
+
+@main.command()
+@click.argument("results_dir", metavar="RESULTS_DIR")
+@click.option("--out", required=True, metavar="FEATURES.csv", help="Feature CSV to write; an existing file is updated (other models' rows kept).")
+@click.option("--model-id", metavar="ID", help="Hugging Face id of the evaluated model (default: the one the results name).")
+def ingest(results_dir, out, model_id):
+    """Convert lm-evaluation-harness results into basepick features (leaderboard normalisation).
+
+    Reads every results_*.json under RESULTS_DIR (leaderboard_* tasks and the v1 tasks arc_challenge,
+    hellaswag, mmlu, truthfulqa_mc2, winogrande, gsm8k). Use the file with `basepick rank`.
+    """
+    from predictor.ingest import ingest as run_ingest
+
+    models = run_ingest(results_dir, out, model_id=model_id, note=note)
+    for m in models:
+        click.echo(f"{m.model_id}: " + ", ".join(f"{k} {v:.2f}" for k, v in m.scores.items()))
+    note(f"wrote {out} ({len(models)} model(s))")
+
+
 # --- trainer commands ---
+
+
+@main.command()
+@click.argument("base_dir", metavar="BASE_DIR")
+@click.option("--data", required=True, metavar="TRAIN.jsonl", help="Training rows: preference pairs (bradley_terry) or HelpSteer2 rows (regression).")
+@click.option("--eval-data", required=True, metavar="VAL.jsonl", help="Preference pairs for validation accuracy (and the regression merge vector).")
+@click.option("--recipe", required=True, type=click.Choice(["bradley_terry", "regression"]), help="The seed study's recipe preset.")
+@click.option("--out", required=True, metavar="RUN_DIR", help="New run directory (built as RUN_DIR.partial, renamed when done).")
+@click.option("--lr", type=float, metavar="X", help="Learning rate (default: 2e-6 BT, 5e-6 regression).")
+@click.option("--lr-sweep", is_flag=True, help="Train at every learning rate of the recipe's grid and keep the best.")
+@click.option("--epochs", type=click.IntRange(min=1), metavar="N", help="Epochs (default: 1 BT, 2 regression).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, metavar="B", help="Global batch (pairs or rows per optimizer step).")
+@click.option("--micro-batch", type=click.IntRange(min=1), default=8, show_default=True, metavar="M", help="Per forward pass; B/M passes are accumulated.")
+@click.option("--labels-out", metavar="LABELS.csv", help="Append the trained model's RewardBench label row here.")
+@click.option("--model-id", metavar="ID", help="Hugging Face id of the base, for the label row.")
+@click.option("--rewardbench", metavar="FILE", help="RewardBench v1 rows (prompt/chosen/rejected/subset) to score the model on.")
+@click.option("--train-data-name", metavar="NAME", help="train_data of the label row (default: the --data file name).")
+@click.option("--max-length", type=click.IntRange(min=1), default=2048, show_default=True, metavar="T", help="Tokens per sequence.")
+@click.option("--truncate", type=click.Choice(["left"]), help="Left-truncate over-length examples instead of dropping them.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dtype", type=click.Choice(["bfloat16", "float32"]), default="bfloat16", show_default=True, help="Compute dtype (weights and optimizer state stay float32).")
+@click.option("--remat", is_flag=True, help="Recompute decoder blocks in the backward pass (less memory).")
+@click.option("--warmup-steps", type=click.IntRange(min=0), default=20, show_default=True, metavar="N")
+@click.option("--eval-every", type=click.IntRange(min=1), default=20, show_default=True, metavar="N", help="Optimizer steps between validations and checkpoints.")
+@click.option("--max-steps", type=click.IntRange(min=1), metavar="N", help="Stop after N optimizer steps.")
+@click.option("--center", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="C", help="BT reward-centering coefficient (0.01 is usual).")
+@click.option("--mesh-data", type=click.IntRange(min=1), default=1, show_default=True, metavar="D", help="Devices on the data axis; the rest shard parameters (FSDP).")
+@click.option("--resume", is_flag=True, help="Continue RUN_DIR.partial from its last checkpoint.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_size, micro_batch, labels_out, model_id,
+          rewardbench, train_data_name, max_length, truncate, seed, dtype, remat, warmup_steps, eval_every, max_steps,
+          center, mesh_data, resume, fmt):
+    """Train a reward model on BASE_DIR (a local Hugging Face model directory) and export it to RUN_DIR/model."""
+    import json
+
+    from trainer_jax import require_train_extra
+
+    require_train_extra()
+    from trainer_jax.recipes import lr_grid, make_config
+    from trainer_jax.train import train as run_train
+
+    if lr is not None and lr_sweep:
+        raise click.UsageError("give either --lr or --lr-sweep, not both")
+    config = make_config(recipe, lr=lr, epochs=epochs, global_batch=batch_size, micro_batch=min(micro_batch, batch_size),
+                         max_length=max_length, truncate_left=truncate == "left", seed=seed, dtype=dtype, remat=remat,
+                         warmup_steps=warmup_steps, eval_every=eval_every, checkpoint_every=eval_every,
+                         max_steps=max_steps, center_coef=center, mesh_data=mesh_data)
+    result = run_train(base_dir, data, eval_data, out, config, lrs=list(lr_grid(recipe)) if lr_sweep else None,
+                       resume=resume, labels_out=labels_out, model_id=model_id, rewardbench=rewardbench,
+                       train_data_name=train_data_name)
+    for key in ("train", "eval"):
+        if result.data.get(f"{key}_filtered"):
+            note(f"{result.data[f'{key}_filtered']} over-length {key} examples dropped (--max-length {max_length}; "
+                 "--truncate left keeps them)")
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        click.echo(f"run dir        {result.run_dir}")
+        click.echo(f"learning rate  {result.lr:g}")
+        click.echo(f"val accuracy   {100 * result.best_accuracy:.2f}%")
+        if result.merge_weights:
+            click.echo("merge weights  " + ", ".join(f"{w:g}" for w in result.merge_weights))
+        if result.rewardbench is not None:
+            sections = result.rewardbench["sections"]
+            click.echo("RewardBench    " + ", ".join(f"{k} {100 * v:.2f}" for k, v in sections.items()))
+    if labels_out:
+        note(f"appended a {recipe} label for {model_id} to {labels_out}")
+
+
+@main.command()
+@click.argument("labels", metavar="LABELS.csv")
+@click.option("--predictor", "predictor_dir", metavar="DIR", help="Predictor artifact (default: the shipped one).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def validate(labels, predictor_dir, fmt):
+    """Compare the predictor's predictions for the bases in LABELS.csv with their measured RewardBench labels."""
+    import json
+
+    from trainer_jax.validate import render_table, validate as run_validate
+
+    report = run_validate(labels, predictor_dir)
+    for skipped in report.skipped:
+        note(f"skipped {skipped}")
+    click.echo(json.dumps(report.to_json(), indent=2) if fmt == "json" else render_table(report))
+
+
+
+class _ProbeGroup(click.Group):
+    """``basepick probe MODEL_DIR ...`` runs ``probe run``; ``basepick probe compare ...`` compares."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_ProbeGroup)
+def probe():
+    """Presence features: how well a base model predicts documents of each pre-training domain.
+
+    \b
+    basepick probe [run] MODEL_DIR --out FEATURES.csv [--corpus CORPUS.jsonl]
+    basepick probe compare FEATURES_OR_SCORES ... [--heatmap FILE.png]
+    """
+
+
+@probe.command("run")
+@click.argument("model_dir", metavar="MODEL_DIR")
+@click.option("--corpus", metavar="CORPUS.jsonl", help="JSONL(.gz) rows {\"domain\", \"text\"} (default: the shipped probe corpus).")
+@click.option("--out", required=True, metavar="FEATURES.csv", help="Features file; this model's row is added or replaced, atomically.")
+@click.option("--model-id", metavar="ID", help="Row key (default: the directory name, org/name for a Hugging Face cache snapshot).")
+@click.option("--tokens", type=click.IntRange(min=2), default=2048, show_default=True, metavar="N", help="Score the first N tokens of each document.")
+@click.option("--docs-per-domain", type=click.IntRange(min=1), metavar="K", help="Score only the first K documents of each domain.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, metavar="B", help="Documents per forward pass.")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True, help="Decoder compute dtype (log-softmax is fp32).")
+@click.option("--scores-out", metavar="SCORES.jsonl", help="Also write per-document scores (input for `basepick probe compare`).")
+def probe_run(model_dir, corpus, out, model_id, tokens, docs_per_domain, batch_size, dtype, scores_out):
+    """Write presence_<domain> (mean log-prob per token), spread_<domain> and docs_<domain> for MODEL_DIR.
+
+    A document's score is the mean of log p(t_i | t_<i) over positions 2..n of its first n = min(#tokens, N)
+    tokens, as the model's tokenizer produces them. An interrupted run resumes from a sidecar next to --out.
+    """
+    from trainer_jax import require_train_extra
+
+    require_train_extra()
+    from trainer_jax.probe import default_corpus, probe as run_probe
+
+    result = run_probe(model_dir, corpus or default_corpus(), out, model_id=model_id, tokens=tokens,
+                       docs_per_domain=docs_per_domain, batch_size=batch_size, dtype=dtype,
+                       scores_out=scores_out, note=note)
+    click.echo("model_id,domain,presence,spread,docs")
+    for d in result.domains:
+        click.echo(f"{result.config.model_id},{d.domain},{d.presence:.6f},{d.spread:.6f},{len(d.scores)}")
+    note(f"wrote {out}" + (f" and {scores_out}" if scores_out else ""))
+
+
+@probe.command("compare")
+@click.argument("inputs", nargs=-1, required=True, metavar="FEATURES_OR_SCORES...")
+@click.option("--bins", type=click.IntRange(min=1), metavar="K", help="Shared histogram bins per domain (default: ceil(sqrt(docs)), 5-30).")
+@click.option("--heatmap", metavar="FILE.png", help="Also draw model x model heatmaps (needs the 'plot' extra).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def probe_compare(inputs, bins, heatmap, fmt):
+    """Jensen-Shannon distances (base 2: 0 identical, 1 disjoint) between models' per-domain score distributions.
+
+    Inputs are --scores-out files (per-document scores: exact histograms) or FEATURES.csv files (means and
+    spreads only: compared as normal distributions, flagged as approximate).
+    """
+    import json
+
+    from trainer_jax import probe_compare as pc
+
+    result = pc.compare(pc.read_inputs(inputs, note=note), bins=bins)
+    if heatmap:
+        pc.write_heatmap(result, heatmap)
+        note(f"wrote {heatmap}")
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json(), indent=2, allow_nan=False))
+    else:
+        pc.render_table(result)
 
 
 @main.command()

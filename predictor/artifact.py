@@ -59,11 +59,17 @@ def _model_file(recipe: str, target: str, k: int) -> str:
     return f"models/{recipe}__{target}__{k}.txt"
 
 
-def save(bundle: Bundle, out_dir: str | Path) -> Path:
-    """Write ``bundle`` to ``out_dir`` atomically; an existing artifact there is replaced."""
+def check_destination(out_dir: str | Path) -> Path:
+    """Refuse, before any work, to replace a directory that is not a basepick predictor."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / METADATA).is_file():
         raise ArtifactError(f"{out_dir} exists and is not a basepick predictor; choose a new --out directory")
+    return out_dir
+
+
+def save(bundle: Bundle, out_dir: str | Path) -> Path:
+    """Write ``bundle`` to ``out_dir`` atomically; an existing artifact there is replaced."""
+    out_dir = check_destination(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:

@@ -383,3 +383,19 @@ def _same_values(a: dict[str, float], b: dict[str, float]) -> bool:
     return all(
         (math.isnan(a[k]) and math.isnan(b[k])) or abs(a[k] - b[k]) <= 0.05 for k in TARGETS
     )
+
+
+def join_labels(labels: list[Label], snapshot: Snapshot, recipe: str) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Join one recipe's labels with snapshot features → (ids, feature columns, target → (N,) points)."""
+    rows = sorted((l for l in labels if l.recipe == recipe), key=lambda l: (l.model_id, l.train_data, l.eval))
+    unknown = sorted({l.model_id for l in rows if l.model_id not in snapshot.index})
+    if unknown:
+        raise DataError(
+            f"labels for models the snapshot does not know: {', '.join(unknown[:5])}"
+            f"{' …' if len(unknown) > 5 else ''}; only models with leaderboard scores can be labelled"
+        )
+    ids = [l.model_id for l in rows]
+    index = [snapshot.index[i] for i in ids]
+    columns = {name: col[index] for name, col in snapshot.columns.items()}
+    targets = {t: np.array([l.values[t] for l in rows]) for t in TARGETS}
+    return ids, columns, targets

@@ -11,25 +11,11 @@ import numpy as np
 
 from predictor import __version__
 from predictor import data as D
+from predictor import evaluate as E
+from predictor import metrics as M
 from predictor.artifact import Bundle
 from predictor.errors import DataError
 from predictor.model import ModelConfig, RewardPredictor
-
-
-def training_table(labels: list[D.Label], snapshot: D.Snapshot, recipe: str) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Join one recipe's labels with snapshot features → (ids, feature columns, target → (N,) points)."""
-    rows = sorted((l for l in labels if l.recipe == recipe), key=lambda l: (l.model_id, l.train_data, l.eval))
-    unknown = sorted({l.model_id for l in rows if l.model_id not in snapshot.index})
-    if unknown:
-        raise DataError(
-            f"labels for models the snapshot does not know: {', '.join(unknown[:5])}"
-            f"{' …' if len(unknown) > 5 else ''}; only models with leaderboard scores can be labelled"
-        )
-    ids = [l.model_id for l in rows]
-    index = [snapshot.index[i] for i in ids]
-    columns = {name: col[index] for name, col in snapshot.columns.items()}
-    targets = {t: np.array([l.values[t] for l in rows]) for t in D.TARGETS}
-    return ids, columns, targets
 
 
 def fit_bundle(label_paths: list[Path], *, config: ModelConfig | None = None, seed: int = 0) -> Bundle:
@@ -37,21 +23,23 @@ def fit_bundle(label_paths: list[Path], *, config: ModelConfig | None = None, se
     config = replace(config or ModelConfig(), seed=seed)
     labels = D.load_labels(label_paths)
     snapshot = D.load_snapshot()
+    metadata_of = D.load_model_metadata()
+    recipes = sorted({l.recipe for l in labels})
+    for recipe in recipes:  # every join is checked before any model is fitted
+        D.join_labels(labels, snapshot, recipe)
     models = {}
     labelled = {}
-    for recipe in sorted({l.recipe for l in labels}):
-        ids, columns, targets = training_table(labels, snapshot, recipe)
-        for target, y in targets.items():
-            known = ~np.isnan(y)
-            if known.sum() < 2 * config.min_data_in_leaf:
+    for recipe in recipes:
+        for target in D.TARGETS:
+            ds = E.dataset(labels, snapshot, metadata_of, recipe, target)
+            if len(ds.y) < 2 * config.min_data_in_leaf:
                 continue  # a section nobody reported for this recipe
-            subset = {name: col[known] for name, col in columns.items()}
-            models[(recipe, target)] = RewardPredictor(config).fit(subset, y[known])
-        params = columns["params_b"]
-        labelled[recipe] = {
-            "models": ids,
-            "params_b_range": [float(np.nanmin(params)), float(np.nanmax(params))],
-        }
+            model = RewardPredictor(config).fit(ds.columns, ds.y)
+            model.calibration_ = calibration(ds, config)
+            models[(recipe, target)] = model
+            if target == "score":
+                params = ds.columns["params_b"]
+                labelled[recipe] = {"models": ds.ids, "params_b_range": [float(np.nanmin(params)), float(np.nanmax(params))]}
     if not models:
         raise DataError("no recipe has enough labelled models to fit")
     bench = D.benchmarks_dir()
@@ -66,3 +54,14 @@ def fit_bundle(label_paths: list[Path], *, config: ModelConfig | None = None, se
         "labelled": labelled,
     }
     return Bundle(models=models, metadata=metadata)
+
+
+def calibration(ds: E.Dataset, config: ModelConfig) -> dict:
+    """Leave-one-lineage-out residuals (for conformal intervals) and the fit-time selection metrics."""
+    pred = E.out_of_fold(ds, E.predictor_method(config), "lineage")
+    metrics = M.selection_metrics(pred, ds.y, ds.bucket)
+    return {
+        "ids": ds.ids,
+        "residuals": [round(float(r), 4) for r in ds.y - pred],  # measured − predicted, points
+        "lineage_cv": {k: round(metrics[k], 4) for k in ("spearman", "kendall", "mae", "coverage@5", "regret@1/bucket")},
+    }

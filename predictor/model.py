@@ -33,7 +33,7 @@ class ModelConfig:
     offset_l2: float = 10.0  # ridge penalty on standardised offset coefficients
     increasing: tuple[str, ...] = F.V2_SCORES + ("mean_v2",)  # monotone +1 constraints
     num_boost_round: int = 20  # per booster; more rounds overfit 40 rows (measured)
-    learning_rate: float = 0.05
+    learning_rate: float = 0.02
     num_leaves: int = 4
     min_data_in_leaf: int = 3  # LightGBM's default 20 makes no split on ~40 rows
     lambda_l2: float = 1.0
@@ -115,12 +115,9 @@ class RewardPredictor:
         self.offset_ = Offset.fit(design_matrix(columns, cfg.offset_features), y, cfg.offset_features, cfg.offset_l2)
         X = design_matrix(columns, cfg.features)  # (N, F)
         base = self.offset_.predict(design_matrix(columns, cfg.offset_features))  # (N,) points
-        self.boosters_ = []
-        for k in range(cfg.n_bags):
-            dataset = lgb.Dataset(
-                X, y, init_score=base, feature_name=list(cfg.features), params=DATASET_PARAMS, free_raw_data=True
-            )
-            self.boosters_.append(lgb.train(cfg.lgb_params(cfg.seed + k), dataset, cfg.num_boost_round))
+        # one binned Dataset serves every member; each member subsamples rows with its own seed
+        dataset = lgb.Dataset(X, y, init_score=base, feature_name=list(cfg.features), params=DATASET_PARAMS)
+        self.boosters_ = [lgb.train(cfg.lgb_params(cfg.seed + k), dataset, cfg.num_boost_round) for k in range(cfg.n_bags)]
         if not any(_has_split(b) for b in self.boosters_):
             raise DataError(
                 "the boosters made no split: the model would predict a constant. Too few labelled rows "
@@ -163,7 +160,10 @@ class RewardPredictor:
         return [b.model_to_string() for b in self.boosters_]
 
     def state(self) -> dict:
-        return {"config": _config_to_json(self.config), "offset": asdict(self.offset_)}
+        state = {"config": _config_to_json(self.config), "offset": asdict(self.offset_)}
+        if getattr(self, "calibration_", None) is not None:
+            state["calibration"] = self.calibration_
+        return state
 
     @classmethod
     def from_state(cls, state: dict, model_strings: list[str]) -> "RewardPredictor":
@@ -175,6 +175,7 @@ class RewardPredictor:
             self.offset_ = Offset(**offset)
             self.feature_names_in_ = config.features
             self.boosters_ = [lgb.Booster(model_str=s) for s in model_strings]
+            self.calibration_ = state.get("calibration")
         except (KeyError, TypeError, ValueError, lgb.basic.LightGBMError) as exc:
             raise ArtifactError(f"predictor artifact is corrupt or from an incompatible version: {exc}") from None
         if list(self.boosters_[0].feature_name()) != list(config.features):

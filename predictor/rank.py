@@ -1,4 +1,15 @@
-"""Predictions → a ranked list of candidates with size buckets and feature provenance."""
+"""Predictions → a ranked list of candidates: intervals, top-k odds, drivers, gain over the default.
+
+- Interval: prediction ± the split-conformal half-width of the model's leave-one-lineage-out residuals
+  (stored in the artifact at fit time), at ``level`` (default 80%).
+- ``p_top_k``: share of Monte Carlo draws in which a candidate lands in the top k. A draw takes one
+  ensemble member's predictions and adds, per candidate, a residual drawn from the same
+  lineage-out residuals — the ensemble alone is far more confident than its out-of-sample error.
+- ``drivers``: the three features that move the prediction most (LightGBM ``pred_contrib`` plus the
+  ridge offset's terms), relative to the average labelled model.
+- ``gain_vs_default``: predicted points over the study's default, the Llama-3.x of the same bucket.
+- ``weights``: per-section predictions combined as a weighted mean; residuals combine the same way.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +20,86 @@ import numpy as np
 
 from predictor import features as F
 from predictor.artifact import Bundle
-from predictor.candidates import GIVEN, MISSING, SNAPSHOT, Candidates
+from predictor.baselines import DEFAULT_LLAMA
+from predictor.candidates import GIVEN, MISSING, SNAPSHOT, Candidates, ids_only
+from predictor.data import SECTIONS, Snapshot
+from predictor.errors import DataError
+from predictor.metrics import conformal_halfwidth
+
+N_DRAWS = 2000
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """'chat=1,chat_hard=2,...' → {section: weight}; unnamed sections weigh 0."""
+    weights = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in SECTIONS:
+            raise DataError(f"--weights: {part.strip()!r} is not section=weight (sections: {', '.join(SECTIONS)})")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise DataError(f"--weights: {value.strip()!r} is not a number") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise DataError(f"--weights: {name}={value.strip()} must be a finite number >= 0")
+        if name in weights:
+            raise DataError(f"--weights: {name} is given twice")
+        weights[name] = weight
+    if sum(weights.values()) <= 0:
+        raise DataError("--weights: all weights are zero; give at least one section a positive weight")
+    return weights
+
+
+@dataclass
+class Objective:
+    """What is predicted: one target, or a weighted mean of section targets; models and weights."""
+
+    name: str
+    parts: list[tuple[float, object]]  # (normalised weight, RewardPredictor)
+
+    @classmethod
+    def build(cls, bundle: Bundle, recipe: str, target: str, weights: dict[str, float] | None) -> "Objective":
+        if not weights:
+            return cls(target, [(1.0, bundle.get(recipe, target))])
+        total = sum(weights.values())
+        parts = [(w / total, bundle.get(recipe, s)) for s, w in weights.items() if w > 0]
+        name = "weighted(" + ",".join(f"{s}={w:g}" for s, w in weights.items()) + ")"
+        return cls(name, parts)
+
+    def members(self, columns) -> np.ndarray:
+        """(n_bags, N) ensemble predictions, points."""
+        return sum(w * m.predict_members(columns) for w, m in self.parts)
+
+    def contributions(self, columns) -> tuple[list[str], np.ndarray]:
+        names: list[str] = []
+        for _, m in self.parts:
+            names += [n for n in m.feature_names_in_ + m.offset_.names if n not in names]
+        out = np.zeros((len(next(iter(columns.values()))), len(names)))
+        for w, m in self.parts:
+            part_names, contrib = m.contributions(columns)
+            for j, n in enumerate(part_names):
+                out[:, names.index(n)] += w * contrib[:, j]
+        return names, out
+
+    def residuals(self) -> np.ndarray | None:
+        """Lineage-out residuals of the combined objective (aligned by model id), or None if not stored."""
+        cals = [m.calibration_ for _, m in self.parts]
+        if any(c is None for c in cals):
+            return None
+        common = set(cals[0]["ids"]).intersection(*(c["ids"] for c in cals[1:]))
+        ids = [i for i in cals[0]["ids"] if i in common]
+        out = np.zeros(len(ids))
+        for (w, _), cal in zip(self.parts, cals):
+            lookup = dict(zip(cal["ids"], cal["residuals"]))
+            out += w * np.array([lookup[i] for i in ids])
+        return out
+
+    def used_features(self) -> list[str]:
+        names = []
+        for _, m in self.parts:
+            names += [n for n in m.feature_names_in_ + m.offset_.names + ("params_b",) if n not in names]
+        return [n for n in names if n not in F.DERIVED]
 
 
 @dataclass
@@ -17,19 +107,32 @@ class Ranked:
     rank: int
     model_id: str
     predicted: float  # RewardBench points, 0-100
+    low: float  # interval, points
+    high: float
+    p_top_k: float
     size_bucket: str
     params_b: float
     outside_labelled_range: bool  # params beyond the labelled models': an extrapolation
+    drivers: list[dict]  # [{feature, contribution (points)}], largest |contribution| first
+    gain_vs_default: dict | None  # {model, points} against the bucket's default Llama-3.x
     features: dict[str, list[str]]  # given | snapshot | missing → feature names the model uses
 
     def to_json(self) -> dict:
+        def num(x: float, nd: int = 2):
+            return None if math.isnan(x) or math.isinf(x) else round(x, nd)
+
         return {
             "rank": self.rank,
             "model_id": self.model_id,
-            "predicted": round(self.predicted, 2),
+            "predicted": num(self.predicted),
+            "low": num(self.low),
+            "high": num(self.high),
+            "p_top_k": num(self.p_top_k, 3),
             "size_bucket": self.size_bucket,
-            "params_b": None if math.isnan(self.params_b) else self.params_b,
+            "params_b": num(self.params_b, 3),
             "outside_labelled_range": self.outside_labelled_range,
+            "drivers": self.drivers,
+            "gain_vs_default": self.gain_vs_default,
             "features": self.features,
         }
 
@@ -38,6 +141,8 @@ class Ranked:
 class Ranking:
     recipe: str
     target: str
+    level: float
+    top_k: int
     candidates: list[Ranked]
     notes: list[str] = field(default_factory=list)  # for stderr
 
@@ -46,6 +151,8 @@ class Ranking:
             "schema_version": 1,
             "recipe": self.recipe,
             "target": self.target,
+            "interval_level": self.level,
+            "top_k": self.top_k,
             "candidates": [c.to_json() for c in self.candidates],
         }
 
@@ -56,46 +163,98 @@ def rank(
     *,
     recipe: str = "regression",
     target: str = "score",
+    weights: dict[str, float] | None = None,
     top: int | None = None,
     max_params: float | None = None,
+    level: float = 0.8,
+    top_k: int = 3,
+    snapshot: Snapshot | None = None,
+    seed: int = 0,
 ) -> Ranking:
     """Predict every candidate, sort by prediction (descending; ties by id), keep the top N."""
-    model = bundle.get(recipe, target)
-    predicted = np.clip(model.predict(candidates.columns), 0.0, 100.0)  # (N,) points
+    objective = Objective.build(bundle, recipe, target, weights)
     params = candidates.columns["params_b"]
-    low, high = bundle.metadata.get("labelled", {}).get(recipe, {}).get("params_b_range", [math.nan, math.nan])
-    used = list(dict.fromkeys(model.feature_names_in_ + model.offset_.names + ("params_b",)))
-    used = [name for name in used if name not in F.DERIVED]
-    notes = []
     keep = np.ones(len(candidates), dtype=bool)
+    notes = []
     if max_params is not None:
         keep &= ~(params > max_params)
-        unknown = int(np.isnan(params[keep]).sum())
-        if unknown:
+        if (unknown := int(np.isnan(params[keep]).sum())):
             notes.append(f"{unknown} candidate(s) with unknown size kept under --max-params")
-    order = sorted(np.flatnonzero(keep), key=lambda i: (-predicted[i], candidates.ids[i]))
+    rows = np.flatnonzero(keep)
+    if rows.size == 0:
+        raise DataError(f"no candidate has at most {max_params:g}B parameters")
+    columns = {k: v[rows] for k, v in candidates.columns.items()}
+    members = np.clip(objective.members(columns), 0.0, 100.0)  # (n_bags, n) points
+    predicted = members.mean(axis=0)
+    residuals = objective.residuals()
+    if residuals is None:
+        notes.append("this predictor stores no calibration residuals: no intervals or top-k odds (refit it)")
+        half, p_top = math.nan, np.full(len(rows), math.nan)
+    else:
+        half = conformal_halfwidth(residuals, level)
+        p_top = top_k_odds(members, residuals, top_k, np.random.default_rng(seed))
+    names, contrib = objective.contributions(columns)
+    defaults = _default_predictions(objective, snapshot)
+    labelled = bundle.metadata.get("labelled", {}).get(recipe, {})
+    low_p, high_p = labelled.get("params_b_range", [math.nan, math.nan])
+    used = objective.used_features()
+
+    order = sorted(range(len(rows)), key=lambda j: (-predicted[j], candidates.ids[rows[j]]))
     if top is not None:
         order = order[:top]
     out = []
-    for r, i in enumerate(order, start=1):
+    for r, j in enumerate(order, start=1):
+        i = rows[j]
         sources = {GIVEN: [], SNAPSHOT: [], MISSING: []}
         for name in used:
             sources[candidates.provenance[name][i]].append(name)
+        bucket = F.size_bucket(params[i])
+        top3 = np.argsort(-np.abs(contrib[j]), kind="mergesort")[:3]
+        default_id = DEFAULT_LLAMA.get(bucket)
         out.append(
             Ranked(
                 rank=r,
                 model_id=candidates.ids[i],
-                predicted=float(predicted[i]),
-                size_bucket=F.size_bucket(params[i]),
+                predicted=float(predicted[j]),
+                low=float(predicted[j] - half),
+                high=float(predicted[j] + half),
+                p_top_k=float(p_top[j]),
+                size_bucket=bucket,
                 params_b=float(params[i]),
-                outside_labelled_range=bool(params[i] > high or params[i] < low),
+                outside_labelled_range=bool(params[i] > high_p or params[i] < low_p),
+                drivers=[{"feature": names[t], "contribution": round(float(contrib[j, t]), 2)} for t in top3],
+                gain_vs_default=None if default_id is None or default_id not in defaults
+                else {"model": default_id, "points": round(float(predicted[j] - defaults[default_id]), 2)},
                 features=sources,
             )
         )
-    n_out = sum(c.outside_labelled_range for c in out)
-    if n_out:
+    if (n_out := sum(c.outside_labelled_range for c in out)):
         notes.append(
-            f"{n_out} candidate(s) lie outside the labelled size range {low:g}-{high:g}B: their predictions "
+            f"{n_out} candidate(s) lie outside the labelled size range {low_p:g}-{high_p:g}B: their predictions "
             "extrapolate (marked '*')"
         )
-    return Ranking(recipe=recipe, target=target, candidates=out, notes=notes)
+    return Ranking(recipe=recipe, target=objective.name, level=level, top_k=top_k, candidates=out, notes=notes)
+
+
+def top_k_odds(members: np.ndarray, residuals: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(N,) probability of being among the k best: draws of (ensemble member + lineage-out residual)."""
+    n_bags, n = members.shape
+    k = min(k, n)
+    pick = rng.integers(0, n_bags, size=N_DRAWS)  # (D,) which member
+    noise = rng.choice(residuals, size=(N_DRAWS, n), replace=True)  # (D, N) points
+    draws = members[pick] + noise  # (D, N)
+    kth = -np.partition(-draws, k - 1, axis=1)[:, k - 1 : k]  # (D, 1) the k-th best value per draw
+    return (draws >= kth).mean(axis=0)
+
+
+def _default_predictions(objective: Objective, snapshot: Snapshot | None) -> dict[str, float]:
+    """Predictions for the default Llama-3.x models (from the snapshot), for the gain column."""
+    if snapshot is None:
+        return {}
+    ids = [m for m in DEFAULT_LLAMA.values() if m in snapshot.index]
+    if not ids:
+        return {}
+    table = ids_only(ids, snapshot)
+    values = np.clip(objective.members(table.columns), 0.0, 100.0).mean(axis=0)
+    return dict(zip(ids, values.tolist()))
+

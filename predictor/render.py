@@ -37,22 +37,30 @@ def _provenance(features: dict[str, list[str]]) -> str:
     return " · ".join(parts)
 
 
+def _drivers(drivers: list[dict]) -> str:
+    return ", ".join(f"{d['feature']} {d['contribution']:+.1f}" for d in drivers)
+
+
 def ranking_table(ranking: Ranking, file=None) -> None:
     from rich.table import Table
 
     table = Table(
-        title=f"Predicted RewardBench {ranking.target} — {ranking.recipe} recipe",
+        title=f"Predicted RewardBench {ranking.target} — {ranking.recipe} recipe "
+        f"({ranking.level:.0%} intervals; P(top {ranking.top_k}); gain over the bucket's default Llama-3.x)",
         title_justify="left",
     )
-    table.add_column("#", justify="right")
-    table.add_column("model")
-    table.add_column("predicted", justify="right")
-    table.add_column("size")
-    table.add_column("features")
+    for name, justify in (("#", "right"), ("model", "left"), ("predicted", "right"), ("interval", "right"),
+                          (f"P(top {ranking.top_k})", "right"), ("vs Llama", "right"), ("size", "left"),
+                          ("drivers", "left"), ("features", "left")):
+        table.add_column(name, justify=justify)
     for c in ranking.candidates:
         size = c.size_bucket + (f" ({c.params_b:g}B)" if not math.isnan(c.params_b) else "")
         mark = "*" if c.outside_labelled_range else ""
-        table.add_row(str(c.rank), c.model_id, f"{c.predicted:.1f}{mark}", size, _provenance(c.features))
+        interval = "" if math.isnan(c.low) else f"{c.low:.1f}–{c.high:.1f}"
+        odds = "" if math.isnan(c.p_top_k) else f"{c.p_top_k:.2f}"
+        gain = "" if c.gain_vs_default is None else f"{c.gain_vs_default['points']:+.1f}"
+        table.add_row(str(c.rank), c.model_id, f"{c.predicted:.1f}{mark}", interval, odds, gain, size,
+                      _drivers(c.drivers), _provenance(c.features))
     console(file).print(table)
 
 
@@ -60,13 +68,51 @@ def ranking_csv(ranking: Ranking) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(
-        ["rank", "model_id", "predicted", "size_bucket", "params_b", "outside_labelled_range", "given", "snapshot", "missing"]
+        ["rank", "model_id", "predicted", "low", "high", "p_top_k", "size_bucket", "params_b",
+         "outside_labelled_range", "gain_vs_default", "drivers", "given", "snapshot", "missing"]
     )
     for c in ranking.candidates:
         row = c.to_json()
         writer.writerow(
-            [row["rank"], row["model_id"], f"{row['predicted']:.2f}", row["size_bucket"],
-             "" if row["params_b"] is None else row["params_b"], str(row["outside_labelled_range"]).lower()]
+            [row["rank"], row["model_id"], row["predicted"], row["low"], row["high"], row["p_top_k"],
+             row["size_bucket"], "" if row["params_b"] is None else row["params_b"],
+             str(row["outside_labelled_range"]).lower(),
+             "" if row["gain_vs_default"] is None else row["gain_vs_default"]["points"], _drivers(c.drivers)]
             + [";".join(c.features[k]) for k in ("given", "snapshot", "missing")]
         )
     return buf.getvalue()
+
+
+EVAL_COLUMNS = (("spearman", "ρ"), ("kendall", "τ"), ("mae", "MAE"), ("coverage@3", "cov@3"), ("coverage@5", "cov@5"),
+                ("coverage@10", "cov@10"), ("regret@1/bucket", "regret@1/bkt"), ("best_of_3_regret/bucket", "best3/bkt"),
+                ("regret@1/pooled", "regret@1"))
+
+
+def evaluation_table(ev, file=None) -> None:
+    """Methods × metrics with lineage-bootstrap 95% intervals, then the verdict."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"RewardBench {ev.target}, {ev.recipe} recipe — out of fold, split={ev.split}, {ev.n} models "
+        f"(95% lineage-bootstrap intervals below each value)",
+        title_justify="left",
+    )
+    table.add_column("method", no_wrap=True)
+    for _, label in EVAL_COLUMNS:
+        table.add_column(label, justify="right")
+    for m in ev.methods:
+        cells = []
+        for key, _ in EVAL_COLUMNS:
+            value = m.metrics.get(key, math.nan)
+            if math.isnan(value):
+                cells.append("—")
+                continue
+            lo, hi = m.low.get(key, math.nan), m.high.get(key, math.nan)
+            cells.append(f"{value:.2f}\n{lo:.2f}–{hi:.2f}" if not math.isnan(lo) else f"{value:.2f}")
+        table.add_row(m.name, *cells)
+    out = console(file)
+    out.print(table)
+    out.print(f"Prediction intervals ({ev.interval_level:.0%} nominal): empirical coverage "
+              f"{ev.interval_coverage:.0%} out of fold.")
+    for line in ev.verdict:
+        out.print(line)

@@ -10,16 +10,22 @@ import pytest
 from predictor import artifact
 from predictor import data as D
 from predictor.errors import ArtifactError, DataError
-from predictor.fit import fit_bundle, training_table
+from predictor.fit import fit_bundle
 from predictor.model import ModelConfig, RewardPredictor
 
 SHIPPED_LABELS = [D.benchmarks_dir() / D.LABELS_FILE]
 
 
 @pytest.fixture(scope="module")
+def bundle():
+    """One fit of the shipped labels, shared: each fit runs 100 lineage-out fits for its calibration."""
+    return fit_bundle(SHIPPED_LABELS)
+
+
+@pytest.fixture(scope="module")
 def table():
     labels = D.load_labels(SHIPPED_LABELS)
-    return training_table(labels, D.load_snapshot(), "regression")
+    return D.join_labels(labels, D.load_snapshot(), "regression")
 
 
 def test_same_inputs_give_byte_identical_models(table):
@@ -72,8 +78,7 @@ def test_extrapolation_follows_the_linear_offset(table):
     assert model.predict(row)[0] != small  # trees alone would give the same value beyond the range
 
 
-def test_artifact_round_trip(tmp_path):
-    bundle = fit_bundle(SHIPPED_LABELS)
+def test_artifact_round_trip(tmp_path, bundle):
     artifact.save(bundle, tmp_path / "p")
     loaded = artifact.load(tmp_path / "p")
     assert loaded.keys() == sorted(bundle.models)
@@ -83,10 +88,10 @@ def test_artifact_round_trip(tmp_path):
         np.testing.assert_array_equal(loaded.get(*key).predict(snap.columns), model.predict(snap.columns))
 
 
-def test_shipped_artifact_is_a_fresh_fit_of_the_shipped_labels():
+def test_shipped_artifact_is_a_fresh_fit_of_the_shipped_labels(bundle):
     """Golden: data/predictor must be what `basepick fit --out data/predictor` writes today."""
     shipped = artifact.load(D.shipped_predictor_dir())
-    fresh = fit_bundle(SHIPPED_LABELS)
+    fresh = bundle
     assert shipped.metadata["data"] == fresh.metadata["data"], "shipped data changed: refit data/predictor"
     assert shipped.keys() == sorted(fresh.models)
     same_lightgbm = shipped.metadata["versions"]["lightgbm"] == fresh.metadata["versions"]["lightgbm"]
@@ -97,8 +102,7 @@ def test_shipped_artifact_is_a_fresh_fit_of_the_shipped_labels():
         np.testing.assert_allclose(shipped.get(*key).predict(snap.columns), model.predict(snap.columns), atol=1e-6)
 
 
-def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
-    bundle = fit_bundle(SHIPPED_LABELS)
+def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch, bundle):
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
@@ -109,17 +113,16 @@ def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_replacing_an_artifact_keeps_the_old_one_until_the_new_one_is_complete(tmp_path):
-    bundle = fit_bundle(SHIPPED_LABELS)
+def test_replacing_an_artifact_keeps_the_old_one_until_the_new_one_is_complete(tmp_path, bundle):
     artifact.save(bundle, tmp_path / "p")
-    bundle.metadata["seed"] = 99
-    artifact.save(bundle, tmp_path / "p")
+    changed = artifact.Bundle(models=bundle.models, metadata={**bundle.metadata, "seed": 99})
+    artifact.save(changed, tmp_path / "p")
     assert json.loads((tmp_path / "p" / "metadata.json").read_text())["seed"] == 99
     assert [p.name for p in tmp_path.iterdir()] == ["p"]
 
 
-def test_feature_mismatch_is_reported(tmp_path):
-    artifact.save(fit_bundle(SHIPPED_LABELS), tmp_path / "p")
+def test_feature_mismatch_is_reported(tmp_path, bundle):
+    artifact.save(bundle, tmp_path / "p")
     meta = json.loads((tmp_path / "p" / "metadata.json").read_text())
     meta["models"]["regression/score"]["config"]["features"] = ["ifeval"]
     (tmp_path / "p" / "metadata.json").write_text(json.dumps(meta))
@@ -127,8 +130,8 @@ def test_feature_mismatch_is_reported(tmp_path):
         artifact.load(tmp_path / "p").get("regression", "score")
 
 
-def test_partial_artifact_is_refused(tmp_path):
-    artifact.save(fit_bundle(SHIPPED_LABELS), tmp_path / "p")
+def test_partial_artifact_is_refused(tmp_path, bundle):
+    artifact.save(bundle, tmp_path / "p")
     (tmp_path / "p" / "models" / "regression__chat__3.txt").unlink()
     with pytest.raises(ArtifactError, match="partial"):
         artifact.load(tmp_path / "p")

@@ -1,0 +1,250 @@
+"""Out-of-fold evaluation of the predictor and the baselines, in the same folds.
+
+Primary split: whole lineages held out (models of one lineage share data and publisher habits).
+Secondary: release date (train on earlier releases, predict later ones). Random k-fold is shown only as
+an optimistic reference. Everything the predictor learns — the ridge offset, the boosters, the
+conformal interval width — is fitted inside the training part of each fold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from predictor import baselines as B
+from predictor import data as D
+from predictor import features as F
+from predictor import metrics as M
+from predictor.errors import DataError
+from predictor.model import ModelConfig, RewardPredictor
+
+SPLITS = ("lineage", "temporal", "random")
+PREDICTOR = "basepick (LightGBM)"
+HEADLINE = ("spearman", "kendall", "mae", "coverage@3", "coverage@5", "coverage@10", "regret@1/bucket", "best_of_3_regret/bucket", "regret@1/pooled")
+
+
+@dataclass
+class Dataset:
+    ids: list[str]
+    columns: dict[str, np.ndarray]  # feature → (N,)
+    y: np.ndarray  # (N,) RewardBench points
+    lineage: np.ndarray  # (N,) str
+    bucket: np.ndarray  # (N,) str, size bucket
+    release: np.ndarray  # (N,) str, YYYY-MM
+
+    def take(self, mask: np.ndarray) -> "Dataset":
+        idx = np.flatnonzero(mask) if mask.dtype == bool else mask
+        return Dataset(
+            ids=[self.ids[i] for i in idx],
+            columns={k: v[idx] for k, v in self.columns.items()},
+            y=self.y[idx],
+            lineage=self.lineage[idx],
+            bucket=self.bucket[idx],
+            release=self.release[idx],
+        )
+
+
+def dataset(labels: list[D.Label], snapshot: D.Snapshot, metadata: dict[str, dict], recipe: str, target: str) -> Dataset:
+    """One recipe's labels for one target, joined with features, lineage and release date.
+
+    A model the study's metadata does not know forms a lineage of its own (held out alone) and has
+    no release date (it is never in a temporal test fold).
+    """
+    ids, columns, targets = D.join_labels(labels, snapshot, recipe)
+    known = ~np.isnan(targets[target])
+    ds = Dataset(
+        ids=ids,
+        columns=columns,
+        y=targets[target],
+        lineage=np.array([metadata.get(i, {}).get("lineage", f"?{i}") for i in ids]),
+        bucket=np.array([F.size_bucket(p) for p in columns["params_b"]]),
+        release=np.array([metadata.get(i, {}).get("release", "") for i in ids]),
+    )
+    return ds.take(known)
+
+
+def load_dataset(label_paths: list[Path], recipe: str, target: str) -> Dataset:
+    labels = D.load_labels(label_paths)
+    if recipe not in {l.recipe for l in labels}:
+        raise DataError(f"no labels for recipe {recipe!r} (have: {', '.join(sorted({l.recipe for l in labels}))})")
+    return dataset(labels, D.load_snapshot(), D.load_model_metadata(), recipe, target)
+
+
+def folds(ds: Dataset, split: str, seed: int = 0) -> list[np.ndarray]:
+    """Test masks. Lineage: one fold per lineage. Temporal: release-ordered quarters, each predicted
+    from all earlier releases only (the earliest quarter is never a test set). Random: 5 folds."""
+    if split == "lineage":
+        return [ds.lineage == g for g in sorted(set(ds.lineage.tolist()))]
+    if split == "temporal":
+        months = sorted(set(ds.release.tolist()))
+        chunks = np.array_split(np.array(months), 4)
+        return [np.isin(ds.release, chunk) for chunk in chunks[1:]]
+    if split == "random":
+        order = np.random.default_rng(seed).permutation(len(ds.y))
+        return [np.isin(np.arange(len(ds.y)), part) for part in np.array_split(order, 5)]
+    raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+
+
+def train_mask(ds: Dataset, test: np.ndarray, split: str) -> np.ndarray:
+    if split == "temporal":
+        first = min(ds.release[test].tolist())  # YYYY-MM strings sort in time order
+        return ds.release < first
+    return ~test
+
+
+def predictor_method(config: ModelConfig):
+    def fit_predict(train: Dataset, test: Dataset) -> np.ndarray:
+        return RewardPredictor(config).fit(train.columns, train.y).predict(test.columns)
+
+    return fit_predict
+
+
+def out_of_fold(ds: Dataset, fit_predict, split: str, seed: int = 0) -> np.ndarray:
+    """(N,) out-of-fold predictions (NaN for rows no fold predicts, e.g. the earliest releases)."""
+    pred = np.full(len(ds.y), np.nan)
+    for test in folds(ds, split, seed):
+        train = train_mask(ds, test, split)
+        if train.sum() < 8 or not test.any():
+            continue
+        pred[test] = fit_predict(ds.take(train), ds.take(test))
+    return pred
+
+
+def lineage_residuals(ds: Dataset, config: ModelConfig) -> np.ndarray:
+    """(N,) leave-one-lineage-out residuals (measured − predicted), the conformal calibration set."""
+    return ds.y - out_of_fold(ds, predictor_method(config), "lineage")
+
+
+def nested_intervals(ds: Dataset, config: ModelConfig, split: str, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold intervals whose width comes from inner lineage-out residuals of the training part only."""
+    low = np.full(len(ds.y), np.nan)
+    high = np.full(len(ds.y), np.nan)
+    for test in folds(ds, split):
+        train = train_mask(ds, test, split)
+        if train.sum() < 8 or not test.any():
+            continue
+        inner = ds.take(train)
+        half = M.conformal_halfwidth(lineage_residuals(inner, config), level)
+        pred = RewardPredictor(config).fit(inner.columns, inner.y).predict(ds.take(test).columns)
+        low[test], high[test] = pred - half, pred + half
+    return low, high
+
+
+@dataclass
+class MethodResult:
+    name: str
+    metrics: dict[str, float]
+    low: dict[str, float]  # lineage-bootstrap 95% interval
+    high: dict[str, float]
+    predictions: np.ndarray = field(repr=False)
+
+
+@dataclass
+class Evaluation:
+    recipe: str
+    target: str
+    split: str
+    n: int
+    ids: list[str]
+    truth: np.ndarray
+    lineage: np.ndarray
+    methods: list[MethodResult]
+    interval_level: float
+    interval_coverage: float
+    interval_low: np.ndarray = field(repr=False)  # (N,) out-of-fold interval, points
+    interval_high: np.ndarray = field(repr=False)
+    verdict: list[str] = field(default_factory=list)  # plain sentences: does the predictor beat the baselines?
+
+    def method(self, name: str) -> MethodResult:
+        return next(m for m in self.methods if m.name == name)
+
+    def to_json(self) -> dict:
+        def clean(d):
+            return {k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, 4)) for k, v in d.items()}
+
+        return {
+            "schema_version": 1,
+            "recipe": self.recipe,
+            "target": self.target,
+            "split": self.split,
+            "n_models": self.n,
+            "interval": {"level": self.interval_level, "empirical_coverage": round(self.interval_coverage, 4)},
+            "methods": [
+                {"name": m.name, "metrics": clean(m.metrics), "ci95_low": clean(m.low), "ci95_high": clean(m.high)}
+                for m in self.methods
+            ],
+            "predictions": [
+                {"model_id": i, "lineage": str(g), "measured": float(t),
+                 **{m.name: (None if math.isnan(m.predictions[k]) else round(float(m.predictions[k]), 3)) for m in self.methods}}
+                for k, (i, g, t) in enumerate(zip(self.ids, self.lineage, self.truth))
+            ],
+            "verdict": self.verdict,
+        }
+
+
+def evaluate(
+    label_paths: list[Path],
+    *,
+    recipe: str = "regression",
+    target: str = "score",
+    split: str = "lineage",
+    config: ModelConfig | None = None,
+    level: float = 0.8,
+    n_boot: int = 1000,
+    seed: int = 0,
+    with_baselines: bool = True,
+) -> Evaluation:
+    """Evaluate the predictor (and baselines) out of fold; metrics with lineage-bootstrap intervals."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    config = config or ModelConfig()
+    ds = load_dataset(label_paths, recipe, target)
+    methods = {PREDICTOR: predictor_method(config)}
+    if with_baselines:
+        methods.update(B.BASELINES)
+    results = []
+    covered = None
+    for name, fit_predict in methods.items():
+        pred = out_of_fold(ds, fit_predict, split, seed)
+        covered = ~np.isnan(pred) if covered is None else covered
+        rows = np.flatnonzero(covered)
+        sub_pred, sub_true, sub_bucket, sub_lineage = pred[rows], ds.y[rows], ds.bucket[rows], ds.lineage[rows]
+
+        def stat(idx, p=sub_pred, t=sub_true, b=sub_bucket):
+            return M.selection_metrics(p[idx], t[idx], b[idx])
+
+        metrics = stat(np.arange(len(rows)))
+        low, high = M.group_bootstrap(sub_lineage, stat, n_boot=n_boot, seed=seed)
+        if name in B.NO_MAE:
+            for d in (metrics, low, high):
+                d["mae"] = math.nan
+        results.append(MethodResult(name, metrics, low, high, pred))
+    lo, hi = nested_intervals(ds, config, split, level)
+    known = ~np.isnan(lo)
+    coverage = M.interval_coverage(lo[known], hi[known], ds.y[known]) if known.any() else math.nan
+    return Evaluation(
+        recipe=recipe, target=target, split=split, n=int(covered.sum()), ids=ds.ids, truth=ds.y,
+        lineage=ds.lineage, methods=results, interval_level=level, interval_coverage=coverage,
+        interval_low=lo, interval_high=hi, verdict=verdict(results),
+    )
+
+
+def verdict(results: list[MethodResult]) -> list[str]:
+    """Plain statements: does the predictor beat the best baseline on Spearman and on regret@1/bucket?"""
+    ours = results[0]
+    others = results[1:]
+    if not others:
+        return []
+    lines = []
+    for metric, better in (("spearman", max), ("regret@1/bucket", min), ("coverage@5", max)):
+        values = {m.name: m.metrics[metric] for m in others if not math.isnan(m.metrics[metric])}
+        best_name = better(values, key=values.get)
+        mine, theirs = ours.metrics[metric], values[best_name]
+        wins = mine > theirs if better is max else mine < theirs
+        tie = abs(mine - theirs) < 1e-9
+        word = "ties" if tie else ("beats" if wins else "does NOT beat")
+        lines.append(f"{metric}: the predictor ({mine:.3f}) {word} the best baseline, {best_name} ({theirs:.3f})")
+    return lines
