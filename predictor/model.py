@@ -40,6 +40,7 @@ class ModelConfig:
     bagging_fraction: float = 0.8  # row subsample per booster; 1.0 makes the bag identical
     n_bags: int = 8  # boosters in the ensemble, seeds seed..seed+n_bags-1
     seed: int = 0
+    logit_target: bool = True  # fit logit(points/100): predictions saturate below 100 instead of passing it
 
     def lgb_params(self, seed: int) -> dict:
         return {
@@ -112,9 +113,10 @@ class RewardPredictor:
         if np.isnan(y).any():
             raise DataError("labels contain missing targets")
         self.feature_names_in_ = cfg.features
+        y = self._to_fit_scale(y)
         self.offset_ = Offset.fit(design_matrix(columns, cfg.offset_features), y, cfg.offset_features, cfg.offset_l2)
         X = design_matrix(columns, cfg.features)  # (N, F)
-        base = self.offset_.predict(design_matrix(columns, cfg.offset_features))  # (N,) points
+        base = self.offset_.predict(design_matrix(columns, cfg.offset_features))  # (N,) fit scale
         # one binned Dataset serves every member; each member subsamples rows with its own seed
         dataset = lgb.Dataset(X, y, init_score=base, feature_name=list(cfg.features), params=DATASET_PARAMS)
         self.boosters_ = [lgb.train(cfg.lgb_params(cfg.seed + k), dataset, cfg.num_boost_round) for k in range(cfg.n_bags)]
@@ -127,21 +129,34 @@ class RewardPredictor:
 
     # ---- prediction ------------------------------------------------------------------------------
 
-    def predict_members(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        """(n_bags, N) each ensemble member's prediction, points."""
+    def _to_fit_scale(self, points: np.ndarray) -> np.ndarray:
+        if not self.config.logit_target:
+            return points
+        p = np.clip(points, 0.5, 99.5) / 100.0
+        return np.log(p / (1.0 - p))  # logit
+
+    def _to_points(self, z: np.ndarray) -> np.ndarray:
+        return 100.0 / (1.0 + np.exp(-z)) if self.config.logit_target else z
+
+    def _raw_members(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         X = design_matrix(columns, self.feature_names_in_)
         base = self.offset_.predict(design_matrix(columns, self.offset_.names))
-        return np.stack([base + b.predict(X) for b in self.boosters_])
+        return np.stack([base + b.predict(X) for b in self.boosters_])  # (n_bags, N) fit scale
+
+    def predict_members(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """(n_bags, N) each ensemble member's prediction, points."""
+        return self._to_points(self._raw_members(columns))
 
     def predict(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        """(N,) predicted RewardBench points (ensemble mean)."""
-        return self.predict_members(columns).mean(axis=0)
+        """(N,) predicted RewardBench points (the ensemble's mean on the fit scale, mapped to points)."""
+        return self._to_points(self._raw_members(columns).mean(axis=0))
 
     def contributions(self, columns: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
-        """Per-feature additive contributions (N, F') around the training mean, points.
+        """Per-feature contributions (N, F') around the training mean, in points.
 
-        Offset terms and LightGBM ``pred_contrib`` (ensemble mean) are added per feature; the columns
-        plus the expected value sum to the prediction.
+        Offset terms and LightGBM ``pred_contrib`` (ensemble mean) are added per feature on the fit
+        scale, where they and the expected value sum exactly to the prediction; with the logit target
+        they are then converted to points by the local slope at each prediction (a linearisation).
         """
         names = list(dict.fromkeys(self.feature_names_in_ + self.offset_.names))
         out = np.zeros((len(next(iter(columns.values()))), len(names)))
@@ -152,6 +167,9 @@ class RewardPredictor:
         contrib = np.mean([b.predict(X, pred_contrib=True) for b in self.boosters_], axis=0)  # (N, F+1)
         for j, name in enumerate(self.feature_names_in_):
             out[:, names.index(name)] += contrib[:, j]
+        if self.config.logit_target:
+            share = self.predict(columns) / 100.0
+            out *= (100.0 * share * (1.0 - share))[:, None]  # d points / d logit at the prediction
         return names, out
 
     # ---- serialisation (text only, no pickle) ----------------------------------------------------

@@ -58,15 +58,26 @@ def test_lightgbm_defaults_would_collapse_and_the_guard_catches_it(table):
         RewardPredictor().fit(constant, targets["score"])
 
 
-def test_contributions_add_up_to_the_prediction(table):
+def test_contributions_add_up_to_the_prediction_on_the_fit_scale(table):
     _, columns, targets = table
     model = RewardPredictor().fit(columns, targets["score"])
-    names, contrib = model.contributions(columns)
+    names, contrib = model.contributions(columns)  # points, linearised at each prediction
     assert "mean_v2" in names and "log_params" in names
-    pred = model.predict(columns)
-    # what remains after the per-feature terms is one expected value, the same for every row
-    residual = pred - contrib.sum(axis=1)
-    assert np.ptp(residual) < 1e-6
+    share = model.predict(columns) / 100.0
+    slope = 100.0 * share * (1.0 - share)
+    logit = np.log(share / (1.0 - share))
+    # on the logit scale the per-feature terms plus one expected value give the prediction exactly
+    expected_value = logit - contrib.sum(axis=1) / slope
+    assert np.ptp(expected_value) < 1e-6
+
+
+def test_predictions_saturate_below_100_when_extrapolating(table):
+    _, columns, targets = table
+    model = RewardPredictor().fit(columns, targets["score"])
+    row = {k: v[:1].copy() for k, v in columns.items()}
+    row["log_params"] = row["log_params"] + np.log(1000)  # a thousand times the parameters
+    row["mean_v2"] = row["mean_v2"] + 40
+    assert 90 < model.predict(row)[0] < 100
 
 
 def test_extrapolation_follows_the_linear_offset(table):
