@@ -1,0 +1,66 @@
+"""`basepick score` through click: exit codes, stdout results, one-line errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("jax")
+pytest.importorskip("flax")
+pytest.importorskip("transformers")
+
+from click.testing import CliRunner  # noqa: E402
+
+import cli  # noqa: E402
+
+MODEL = Path(__file__).parent / "fixtures" / "models" / "qwen2-rm"
+ROWS = [
+    {"id": "a", "subset": "alpacaeval-easy", "prompt": "Say hi", "chosen": "Hi there!", "rejected": "No."},
+    {"id": "b", "subset": "hep-python", "chosen": "return a + b", "rejected": "return a - b"},
+]
+
+
+def _invoke(*args):
+    return CliRunner().invoke(cli.main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _pairs(tmp_path: Path, lines) -> Path:
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    return path
+
+
+def test_score_writes_out_file_and_prints_json_summary(tmp_path):
+    out = tmp_path / "scores.jsonl"
+    result = _invoke("score", MODEL, "--data", _pairs(tmp_path, ROWS), "--out", out, "--batch-size", 1,
+                     "--format", "json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert summary["schema_version"] == 1 and summary["pairs"] == 2
+    assert [r["id"] for r in rows] == ["a", "b"] and all("chosen_score" in r for r in rows)
+    assert summary["accuracy"] == sum(r["chosen_score"] > r["rejected_score"] for r in rows) / 2
+    assert set(summary["rewardbench"]["sections"]) == {"Chat", "Reasoning"}
+
+
+def test_score_without_out_streams_rows_to_stdout(tmp_path):
+    result = _invoke("score", MODEL, "--data", _pairs(tmp_path, ROWS))
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b"]
+    assert "accuracy" in result.stderr and "RewardBench v1 (partial" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("model", "lines", "fragment"),
+    [
+        (MODEL, [ROWS[0], "{broken"], "pairs.jsonl:2: not valid JSON"),
+        (MODEL, [{"chosen": "x"}], "pairs.jsonl:1: missing field 'rejected'"),
+        (None, [ROWS[0]], "not a model directory"),
+    ],
+)
+def test_bad_input_is_one_error_line_exit_2(tmp_path, model, lines, fragment):
+    result = _invoke("score", model or tmp_path, "--data", _pairs(tmp_path, lines))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ") and fragment in result.stderr and len(result.stderr.splitlines()) == 1

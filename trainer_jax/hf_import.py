@@ -1,0 +1,203 @@
+"""Torch-free loading of a local Hugging Face model directory into NNX models.
+
+abstract model (``nnx.eval_shape``) -> safetensors' numpy reader, one shard at a time -> explicit key map
+with transposes (``trainer_jax.models.keymap``) -> strict report of missing, unexpected and mis-shaped
+tensors -> arrays placed with an optional sharding -> ``nnx.merge``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ml_dtypes  # noqa: F401  registers bfloat16 with numpy before safetensors reads bf16 tensors
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from safetensors import safe_open
+
+from predictor.errors import ArtifactError
+from trainer_jax import require_train_extra
+from trainer_jax.heads import RewardModel
+from trainer_jax.models.config import SUPPORTED_ARCHITECTURES, DecoderConfig, config_from_dict, read_config_json
+from trainer_jax.models.decoder import CausalLM
+from trainer_jax.models.keymap import Entry, causal_lm_entries, reward_entries
+
+# A sharding for every parameter, or a function of (NNX path, abstract array) giving one.
+ShardingSpec = jax.sharding.Sharding | Callable[[tuple, jax.ShapeDtypeStruct], jax.sharding.Sharding] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDir:
+    path: Path  # the Hugging Face model directory
+    hf_config: dict[str, Any]  # parsed config.json, kept whole so export can rewrite it
+    config: DecoderConfig  # what the NNX modules need from it
+    architecture: str  # architectures[0], e.g. "Qwen2ForSequenceClassification"
+    is_classifier: bool  # True for *ForSequenceClassification (has score.weight, no lm_head)
+    num_labels: int  # outputs of score.weight (from id2label / num_labels; 1 for base models)
+    weight_map: dict[str, str]  # tensor name -> safetensors file name inside path
+
+
+def _weight_map(path: Path) -> dict[str, str]:
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            return dict(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"{index} is not a valid safetensors index: {exc}") from None
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise ArtifactError(
+            f"{path} has no *.safetensors weights (pytorch_model.bin is not read without torch); "
+            "re-save the model with save_pretrained(safe_serialization=True)"
+        )
+    weight_map: dict[str, str] = {}
+    for file in files:
+        try:
+            with safe_open(str(file), framework="numpy") as f:
+                weight_map.update({key: file.name for key in f.keys()})
+        except Exception as exc:  # safetensors raises its own SafetensorError for corrupt headers
+            raise ArtifactError(f"{file} is not a readable safetensors file: {exc}") from None
+    return weight_map
+
+
+def read_model_dir(model_dir: str | Path) -> ModelDir:
+    """Inspect a model directory: config, supported architecture, tensor index. ArtifactError if not usable."""
+    path = Path(model_dir)
+    hf_config = read_config_json(path)
+    architectures = hf_config.get("architectures") or []
+    arch = architectures[0] if architectures else None
+    if arch not in SUPPORTED_ARCHITECTURES:
+        raise ArtifactError(
+            f"{path}: unsupported architecture {arch!r}; supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
+        )
+    config = config_from_dict(hf_config)
+    is_classifier = arch.endswith("ForSequenceClassification")
+    labels = hf_config.get("id2label")
+    num_labels = len(labels) if labels else int(hf_config.get("num_labels", 1) or 1)
+    return ModelDir(path, hf_config, config, arch, is_classifier, num_labels if is_classifier else 1, _weight_map(path))
+
+
+def _place(array: np.ndarray, path: tuple, abstract: jax.ShapeDtypeStruct, sharding: ShardingSpec) -> jax.Array:
+    array = array.astype(abstract.dtype)
+    if sharding is None:
+        return jnp.asarray(array)
+    target = sharding(path, abstract) if callable(sharding) else sharding
+    return jax.device_put(array, target)
+
+
+def _short(names: list[str]) -> str:
+    shown = ", ".join(names[:6])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+
+
+def _load_into(
+    abstract: nnx.Module,
+    src: ModelDir,
+    entries: list[Entry],
+    ignore: set[str],
+    fresh: dict[tuple, Callable[[], np.ndarray]],
+    sharding: ShardingSpec,
+) -> nnx.Module:
+    """Fill the abstract module's parameters from the directory's tensors; strict about names and shapes."""
+    graphdef, state = nnx.split(abstract)
+    flat = dict(nnx.to_flat_state(state))
+    by_path = {entry.path: entry for entry in entries}
+    assert set(by_path) | set(fresh) == set(flat), "key map out of sync with the NNX module"
+    missing = sorted({e.hf_key for e in entries if e.path not in fresh and e.hf_key not in src.weight_map})
+    used = {e.hf_key for e in entries}
+    buffers = {k for k in src.weight_map if k.endswith("rotary_emb.inv_freq")}  # old checkpoints; recomputed
+    unexpected = sorted(set(src.weight_map) - used - ignore - buffers)
+    if missing or unexpected:
+        parts = [f"{len(missing)} missing tensors ({_short(missing)})"] if missing else []
+        parts += [f"{len(unexpected)} unexpected tensors ({_short(unexpected)})"] if unexpected else []
+        raise ArtifactError(f"{src.path} does not match a {src.architecture} of its config.json: " + "; ".join(parts))
+
+    values: dict[tuple, jax.Array] = {}
+    mismatched: list[str] = []
+    files: dict[str, list[Entry]] = {}
+    for entry in entries:
+        if entry.path not in fresh:
+            files.setdefault(src.weight_map[entry.hf_key], []).append(entry)
+    for file_name, file_entries in files.items():
+        try:
+            handle = safe_open(str(src.path / file_name), framework="numpy")
+        except Exception as exc:  # missing shard, corrupt header (safetensors raises its own error type)
+            raise ArtifactError(f"{src.path / file_name}: cannot read weights ({exc})") from None
+        with handle as f:
+            key, tensor = None, None  # one tensor at a time; fused slices of one tensor are adjacent
+            for entry in file_entries:
+                if entry.hf_key != key:
+                    key, tensor = entry.hf_key, f.get_tensor(entry.hf_key)
+                array = tensor if entry.rows is None else tensor[entry.rows[0] : entry.rows[1]]  # fused rows
+                if entry.transpose:
+                    array = array.T  # torch Linear (out, in) -> nnx kernel (in, out)
+                abstract_value = flat[entry.path].get_value()
+                if array.shape != abstract_value.shape:
+                    expected = abstract_value.shape[::-1] if entry.transpose else abstract_value.shape
+                    mismatched.append(f"{entry.hf_key} {tuple(tensor.shape)} vs expected {expected}")
+                    continue
+                values[entry.path] = _place(np.ascontiguousarray(array), entry.path, abstract_value, sharding)
+    if mismatched:
+        raise ArtifactError(f"{src.path}: {len(mismatched)} tensors with the wrong shape ({_short(mismatched)})")
+    for path, make in fresh.items():
+        values[path] = _place(make(), path, flat[path].get_value(), sharding)
+    new_state = nnx.from_flat_state([(path, var.replace(value=values[path])) for path, var in flat.items()])
+    return nnx.merge(graphdef, new_state)
+
+
+def load_reward_model(
+    model_dir: str | Path,
+    *,
+    num_labels: int | None = None,
+    dtype: Any = jnp.float32,
+    param_dtype: Any = jnp.float32,
+    sharding: ShardingSpec = None,
+    seed: int = 0,
+) -> RewardModel:
+    """Load a RewardModel from a ``*ForSequenceClassification`` dir, or from a ``*ForCausalLM`` base.
+
+    From a classifier dir the score head is read (``num_labels``, if given, must match it). From a base
+    LM the LM head is dropped and a fresh score head of ``num_labels`` (default 1) outputs is drawn from
+    N(0, initializer_range) with ``jax.random.key(seed)``.
+    """
+    require_train_extra()
+    src = read_model_dir(model_dir)
+    cfg = src.config
+    labels = src.num_labels if src.is_classifier else (num_labels or 1)
+    if src.is_classifier and num_labels is not None and num_labels != src.num_labels:
+        raise ArtifactError(f"{src.path} has {src.num_labels} reward outputs, not the {num_labels} asked for")
+    abstract = nnx.eval_shape(
+        lambda: RewardModel(cfg, num_labels=labels, dtype=dtype, param_dtype=param_dtype, rngs=nnx.Rngs(seed))
+    )
+    fresh: dict[tuple, Callable[[], np.ndarray]] = {}
+    ignore: set[str] = set()
+    if not src.is_classifier:
+        ignore = {"lm_head.weight"}
+        key = jax.random.key(seed)
+        fresh[("score", "kernel")] = lambda: np.asarray(
+            jax.random.normal(key, (cfg.hidden_size, labels), jnp.float32) * cfg.initializer_range
+        )
+    return _load_into(abstract, src, reward_entries(cfg), ignore, fresh, sharding)
+
+
+def load_causal_lm(
+    model_dir: str | Path,
+    *,
+    dtype: Any = jnp.float32,
+    param_dtype: Any = jnp.float32,
+    sharding: ShardingSpec = None,
+) -> CausalLM:
+    """Load a CausalLM (backbone + LM head, tied or not) from a ``*ForCausalLM`` directory."""
+    require_train_extra()
+    src = read_model_dir(model_dir)
+    cfg = src.config
+    if src.is_classifier and not cfg.tie_word_embeddings:
+        raise ArtifactError(f"{src.path} is a {src.architecture}: it has no LM head to compute logits with")
+    abstract = nnx.eval_shape(lambda: CausalLM(cfg, dtype=dtype, param_dtype=param_dtype, rngs=nnx.Rngs(0)))
+    ignore = {"score.weight"} | ({"lm_head.weight"} if cfg.tie_word_embeddings else set())
+    return _load_into(abstract, src, causal_lm_entries(cfg), ignore, {}, sharding)
