@@ -193,7 +193,6 @@ def rank(
     else:
         half = conformal_halfwidth(residuals, level)
         p_top = top_k_odds(members, residuals, top_k, np.random.default_rng(seed))
-    names, contrib = objective.contributions(columns)
     defaults = _default_predictions(objective, snapshot)
     labelled = bundle.metadata.get("labelled", {}).get(recipe, {})
     low_p, high_p = labelled.get("params_b_range", [math.nan, math.nan])
@@ -202,18 +201,19 @@ def rank(
     order = sorted(range(len(rows)), key=lambda j: (-predicted[j], candidates.ids[rows[j]]))
     if top is not None:
         order = order[:top]
+    names, contrib = objective.contributions({k: v[order] for k, v in columns.items()})  # shown rows only
     out = []
-    for r, j in enumerate(order, start=1):
+    for shown, j in enumerate(order):
         i = rows[j]
         sources = {GIVEN: [], SNAPSHOT: [], MISSING: []}
         for name in used:
             sources[candidates.provenance[name][i]].append(name)
         bucket = F.size_bucket(params[i])
-        top3 = np.argsort(-np.abs(contrib[j]), kind="mergesort")[:3]
+        top3 = np.argsort(-np.abs(contrib[shown]), kind="mergesort")[:3]
         default_id = DEFAULT_LLAMA.get(bucket)
         out.append(
             Ranked(
-                rank=r,
+                rank=shown + 1,
                 model_id=candidates.ids[i],
                 predicted=float(predicted[j]),
                 low=float(max(predicted[j] - half, 0.0)),
@@ -222,7 +222,7 @@ def rank(
                 size_bucket=bucket,
                 params_b=float(params[i]),
                 outside_labelled_range=bool(params[i] > high_p or params[i] < low_p),
-                drivers=[{"feature": names[t], "contribution": round(float(contrib[j, t]), 2)} for t in top3],
+                drivers=[{"feature": names[t], "contribution": round(float(contrib[shown, t]), 2)} for t in top3],
                 gain_vs_default=None if default_id is None or default_id not in defaults
                 else {"model": default_id, "points": round(float(predicted[j] - defaults[default_id]), 2)},
                 features=sources,
@@ -237,14 +237,24 @@ def rank(
 
 
 def top_k_odds(members: np.ndarray, residuals: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """(N,) probability of being among the k best: draws of (ensemble member + lineage-out residual)."""
+    """(N,) probability of being among the k best: draws of (ensemble member + lineage-out residual).
+
+    Candidates whose best possible draw is below the k-th best worst-case draw can never make the top
+    k; they get exactly 0 and are left out of the simulation (most of a 4,497-model pool).
+    """
     n_bags, n = members.shape
     k = min(k, n)
+    best_case = members.max(axis=0) + residuals.max()  # (N,)
+    worst_case = members.min(axis=0) + residuals.min()
+    bar = np.partition(worst_case, n - k)[n - k]  # k-th largest worst case
+    alive = np.flatnonzero(best_case >= bar)
     pick = rng.integers(0, n_bags, size=N_DRAWS)  # (D,) which member
-    noise = rng.choice(residuals, size=(N_DRAWS, n), replace=True)  # (D, N) points
-    draws = members[pick] + noise  # (D, N)
+    noise = rng.choice(residuals, size=(N_DRAWS, alive.size), replace=True)  # (D, A) points
+    draws = members[pick][:, alive] + noise  # (D, A)
     kth = -np.partition(-draws, k - 1, axis=1)[:, k - 1 : k]  # (D, 1) the k-th best value per draw
-    return (draws >= kth).mean(axis=0)
+    odds = np.zeros(n)
+    odds[alive] = (draws >= kth).mean(axis=0)
+    return odds
 
 
 def _default_predictions(objective: Objective, snapshot: Snapshot | None) -> dict[str, float]:

@@ -23,7 +23,9 @@ def console(file=None):
 
 
 def to_json(payload: dict) -> str:
-    return json.dumps(payload, indent=2, allow_nan=False) + "\n"
+    """One JSON document per run. Compact: json's C encoder is ~10x faster than its indenting one,
+    which matters for `rank --pool leaderboard` (4,497 candidates); pipe through `jq` to read it."""
+    return json.dumps(payload, allow_nan=False, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def _provenance(features: dict[str, list[str]]) -> str:
