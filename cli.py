@@ -317,14 +317,17 @@ class _ProbeGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-@main.group(cls=_ProbeGroup)
-def probe():
+@main.group(cls=_ProbeGroup, invoke_without_command=True, no_args_is_help=False)
+@click.pass_context
+def probe(ctx):
     """Presence features: how well a base model predicts documents of each pre-training domain.
 
     \b
     basepick probe [run] MODEL_DIR --out FEATURES.csv [--corpus CORPUS.jsonl]
     basepick probe compare FEATURES_OR_SCORES ... [--heatmap FILE.png]
     """
+    if ctx.invoked_subcommand is None:  # bare `basepick probe`: show both forms
+        click.echo(ctx.get_help())
 
 
 @probe.command("run")

@@ -48,6 +48,8 @@ def read_candidates(
             continue
         if name in F.SPECS or F.is_presence(name):
             feature_cols[name] = j
+        elif F.is_probe_extra(name):
+            continue  # a probe features file used as candidates: spreads and counts are not features
         elif name in F.DERIVED:
             note(f"{path}: column {name!r} is computed by basepick; the file's values are ignored")
         else:

@@ -64,6 +64,14 @@ DERIVED = ("mean_v2", "log_params")
 ALL_FEATURES = tuple(SPECS) + DERIVED
 
 
+# Columns that `basepick probe` writes beside presence_*: descriptive, not features.
+PROBE_EXTRAS = ("spread_", "docs_", "probe_tokens")
+
+
+def is_probe_extra(name: str) -> bool:
+    return name.startswith(PROBE_EXTRAS)
+
+
 def is_presence(name: str) -> bool:
     """``presence_<domain>`` columns come from ``basepick probe``: mean log-probability, <= 0."""
     return name.startswith("presence_") and len(name) > len("presence_")

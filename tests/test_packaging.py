@@ -38,6 +38,8 @@ def test_wheel_contains_the_shipped_data_and_predictor(wheel):
         "predictor/_data/benchmarks/SOURCES.md",
         "predictor/_data/predictor/metadata.json",
         "predictor/_data/predictor/models/regression__score__0.txt",
+        "predictor/_data/probe/corpus.jsonl.gz",
+        "predictor/_data/probe/LICENSES.txt",
         "trainer_jax/models/decoder.py",
     ):
         assert required in names, required
