@@ -105,9 +105,10 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
 @main.command()
 @click.option("--labels", "labels", multiple=True, metavar="LABELS.csv", help="Label file (repeatable), added to the shipped labels.")
 @click.option("--no-shipped-labels", is_flag=True, help="Fit on the given --labels only.")
+@click.option("--features", "features", multiple=True, metavar="FEATURES.csv", help="Feature file (repeatable) merged over the snapshot, e.g. presence_* from `basepick probe`.")
 @click.option("--out", required=True, metavar="DIR", help="Artifact directory to write (atomically).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def fit(labels, no_shipped_labels, out, seed):
+def fit(labels, no_shipped_labels, features, out, seed):
     """Fit a predictor from labels (RewardBench results per base model and recipe)."""
     from pathlib import Path
 
@@ -121,7 +122,7 @@ def fit(labels, no_shipped_labels, out, seed):
     if not paths:
         raise click.UsageError("--no-shipped-labels needs at least one --labels file")
     artifact.check_destination(out)
-    bundle = fit_bundle(paths, seed=seed)
+    bundle = fit_bundle(paths, feature_paths=[Path(p) for p in features], seed=seed)
     artifact.save(bundle, out)
     fitted = ", ".join(f"{r}/{t}" for r, t in sorted(bundle.models))
     note(f"wrote {out} ({len(bundle.models)} models: {fitted})")
@@ -129,6 +130,7 @@ def fit(labels, no_shipped_labels, out, seed):
 
 @main.command()
 @click.option("--labels", "labels", multiple=True, metavar="LABELS.csv", help="Label file (repeatable; default: the shipped labels).")
+@click.option("--features", "features", multiple=True, metavar="FEATURES.csv", help="Feature file (repeatable) merged over the snapshot; presence_* columns are evaluated with and without.")
 @click.option("--recipe", type=click.Choice(RECIPES), default="regression", show_default=True)
 @click.option("--target", type=click.Choice(TARGETS), default="score", show_default=True)
 @click.option("--split", default="lineage", show_default=True, help="lineage (primary), temporal, or random (optimistic reference).")
@@ -138,7 +140,7 @@ def fit(labels, no_shipped_labels, out, seed):
 @click.option("--fail-under", type=float, metavar="RHO", help="Exit 1 when the predictor's Spearman is below RHO (a CI gate).")
 @click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured, with intervals (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def evaluate(labels, recipe, target, split, level, n_boot, no_baselines, fail_under, plot, fmt):
+def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, plot, fmt):
     """Out-of-fold evaluation of the predictor against baselines, in the same folds."""
     from pathlib import Path
 
@@ -155,7 +157,7 @@ def evaluate(labels, recipe, target, split, level, n_boot, no_baselines, fail_un
         require_matplotlib()
     paths = [Path(p) for p in labels] or [benchmarks_dir() / LABELS_FILE]
     ev = run_evaluation(paths, recipe=recipe, target=target, split=split, level=level, n_boot=n_boot,
-                        with_baselines=not no_baselines)
+                        with_baselines=not no_baselines, feature_paths=[Path(p) for p in features])
     if plot:
         from predictor.plot import evaluation_plot
 

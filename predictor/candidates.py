@@ -136,3 +136,34 @@ def _read_column(path: Path, rows: list[list[str]], name: str, j: int) -> np.nda
 def ids_only(ids: list[str], snapshot: Snapshot) -> Candidates:
     """Candidates from the snapshot alone (``rank --pool leaderboard``)."""
     return fill_from_snapshot(ids, {}, snapshot, where="snapshot")
+
+
+def with_features(snapshot: Snapshot, paths: list[Path]) -> Snapshot:
+    """The snapshot with feature files merged in (e.g. presence_* from ``basepick probe``).
+
+    A file's known values override the snapshot's for its models; new models are added; a column
+    the snapshot lacks (presence_<domain>) is NaN for every other model.
+    """
+    if not paths:
+        return snapshot
+    ids = list(snapshot.ids)
+    index = dict(snapshot.index)
+    columns = {k: v.copy() for k, v in snapshot.columns.items()}
+    for path in paths:
+        table = read_candidates(path, snapshot, scale="percent")
+        for model_id in table.ids:
+            if model_id not in index:
+                index[model_id] = len(ids)
+                ids.append(model_id)
+        grow = len(ids) - len(next(iter(columns.values())))
+        for name in columns:
+            columns[name] = np.concatenate([columns[name], np.full(grow, np.nan)])
+        at = np.array([index[m] for m in table.ids])
+        for name, values in table.columns.items():
+            if name in F.DERIVED:
+                continue
+            column = columns.setdefault(name, np.full(len(ids), np.nan))
+            given = np.array([p == GIVEN for p in table.provenance[name]])
+            column[at[given]] = values[given]
+    F.add_derived(columns)
+    return Snapshot(ids=ids, columns=columns, v2_ids=snapshot.v2_ids)

@@ -19,10 +19,12 @@ from predictor import data as D
 from predictor import features as F
 from predictor import metrics as M
 from predictor.errors import DataError
-from predictor.model import ModelConfig, RewardPredictor
+from predictor.candidates import with_features
+from predictor.model import ModelConfig, RewardPredictor, with_presence
 
 SPLITS = ("lineage", "temporal", "random")
 PREDICTOR = "basepick (LightGBM)"
+WITHOUT_PRESENCE = "basepick without presence_*"
 HEADLINE = ("spearman", "kendall", "mae", "coverage@3", "coverage@5", "coverage@10", "regret@1/bucket", "best_of_3_regret/bucket", "regret@1/pooled")
 
 
@@ -66,11 +68,12 @@ def dataset(labels: list[D.Label], snapshot: D.Snapshot, metadata: dict[str, dic
     return ds.take(known)
 
 
-def load_dataset(label_paths: list[Path], recipe: str, target: str) -> Dataset:
+def load_dataset(label_paths: list[Path], recipe: str, target: str, feature_paths: list[Path] = ()) -> Dataset:
     labels = D.load_labels(label_paths)
     if recipe not in {l.recipe for l in labels}:
         raise DataError(f"no labels for recipe {recipe!r} (have: {', '.join(sorted({l.recipe for l in labels}))})")
-    return dataset(labels, D.load_snapshot(), D.load_model_metadata(), recipe, target)
+    snapshot = with_features(D.load_snapshot(), list(feature_paths))
+    return dataset(labels, snapshot, D.load_model_metadata(), recipe, target)
 
 
 def folds(ds: Dataset, split: str, seed: int = 0) -> list[np.ndarray]:
@@ -196,13 +199,21 @@ def evaluate(
     n_boot: int = 1000,
     seed: int = 0,
     with_baselines: bool = True,
+    feature_paths: list[Path] = (),
 ) -> Evaluation:
-    """Evaluate the predictor (and baselines) out of fold; metrics with lineage-bootstrap intervals."""
+    """Evaluate the predictor (and baselines) out of fold; metrics with lineage-bootstrap intervals.
+
+    When feature files give presence_* columns for labelled models, the predictor is evaluated with
+    them (first row) and without them (second row).
+    """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    config = config or ModelConfig()
-    ds = load_dataset(label_paths, recipe, target)
+    base_config = config or ModelConfig()
+    ds = load_dataset(label_paths, recipe, target, feature_paths)
+    config = with_presence(base_config, ds.columns)
     methods = {PREDICTOR: predictor_method(config)}
+    if config != base_config:
+        methods[WITHOUT_PRESENCE] = predictor_method(base_config)
     if with_baselines:
         methods.update(B.BASELINES)
     results = []
@@ -235,7 +246,7 @@ def evaluate(
 def verdict(results: list[MethodResult]) -> list[str]:
     """Plain statements: does the predictor beat the best baseline on Spearman and on regret@1/bucket?"""
     ours = results[0]
-    others = results[1:]
+    others = [m for m in results[1:] if m.name in B.BASELINES]
     if not others:
         return []
     lines = []

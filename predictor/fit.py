@@ -15,14 +15,21 @@ from predictor import evaluate as E
 from predictor import metrics as M
 from predictor.artifact import Bundle
 from predictor.errors import DataError
-from predictor.model import ModelConfig, RewardPredictor
+from predictor.candidates import with_features
+from predictor.model import ModelConfig, RewardPredictor, with_presence
 
 
-def fit_bundle(label_paths: list[Path], *, config: ModelConfig | None = None, seed: int = 0) -> Bundle:
-    """Fit every (recipe, target) in the labels; return the bundle with its provenance metadata."""
+def fit_bundle(
+    label_paths: list[Path], *, feature_paths: list[Path] = (), config: ModelConfig | None = None, seed: int = 0
+) -> Bundle:
+    """Fit every (recipe, target) in the labels; return the bundle with its provenance metadata.
+
+    ``feature_paths`` are basepick feature CSVs (e.g. presence_* from ``basepick probe``) merged over
+    the snapshot; presence columns known for any labelled model become features.
+    """
     config = replace(config or ModelConfig(), seed=seed)
     labels = D.load_labels(label_paths)
-    snapshot = D.load_snapshot()
+    snapshot = with_features(D.load_snapshot(), list(feature_paths))
     metadata_of = D.load_model_metadata()
     recipes = sorted({l.recipe for l in labels})
     for recipe in recipes:  # every join is checked before any model is fitted
@@ -34,8 +41,9 @@ def fit_bundle(label_paths: list[Path], *, config: ModelConfig | None = None, se
             ds = E.dataset(labels, snapshot, metadata_of, recipe, target)
             if len(ds.y) < 2 * config.min_data_in_leaf:
                 continue  # a section nobody reported for this recipe
-            model = RewardPredictor(config).fit(ds.columns, ds.y)
-            model.calibration_ = calibration(ds, config)
+            target_config = with_presence(config, ds.columns)
+            model = RewardPredictor(target_config).fit(ds.columns, ds.y)
+            model.calibration_ = calibration(ds, target_config)
             models[(recipe, target)] = model
             if target == "score":
                 params = ds.columns["params_b"]
@@ -49,6 +57,7 @@ def fit_bundle(label_paths: list[Path], *, config: ModelConfig | None = None, se
         "seed": seed,
         "data": {
             "labels": [{"file": Path(p).name, "sha256": D.sha256(p)} for p in label_paths],
+            **({"features": [{"file": Path(p).name, "sha256": D.sha256(p)} for p in feature_paths]} if feature_paths else {}),
             "snapshot": {name: D.sha256(bench / name) for name in (D.V2_FILE, D.V1_FILE, D.MODELS_FILE)},
         },
         "labelled": labelled,

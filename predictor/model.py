@@ -15,7 +15,7 @@ parameters, ``fit`` returns self and sets ``boosters_`` and ``feature_names_in_`
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import lightgbm as lgb
 import numpy as np
@@ -94,6 +94,15 @@ class Offset:
         return self.intercept + self.terms(X).sum(axis=1)
 
 
+def with_presence(config: ModelConfig, columns: dict[str, np.ndarray]) -> ModelConfig:
+    """``config`` plus every presence_<domain> column known for at least one training row."""
+    extra = tuple(sorted(
+        name for name, col in columns.items()
+        if F.is_presence(name) and name not in config.features and not np.isnan(col).all()
+    ))
+    return replace(config, features=config.features + extra) if extra else config
+
+
 def design_matrix(columns: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
     """(N, F) float64 in the given feature order; absent columns are all-NaN."""
     n = len(next(iter(columns.values())))
@@ -114,6 +123,9 @@ class RewardPredictor:
             raise DataError("labels contain missing targets")
         self.feature_names_in_ = cfg.features
         y = self._to_fit_scale(y)
+        missing = [name for name in cfg.features if name not in columns]
+        if missing:
+            raise DataError(f"no column for feature(s) {', '.join(missing)} in the training table")
         self.offset_ = Offset.fit(design_matrix(columns, cfg.offset_features), y, cfg.offset_features, cfg.offset_l2)
         X = design_matrix(columns, cfg.features)  # (N, F)
         base = self.offset_.predict(design_matrix(columns, cfg.offset_features))  # (N,) fit scale

@@ -207,7 +207,8 @@ def rank(
         i = rows[j]
         sources = {GIVEN: [], SNAPSHOT: [], MISSING: []}
         for name in used:
-            sources[candidates.provenance[name][i]].append(name)
+            provenance = candidates.provenance.get(name)  # None: a presence_* column the file lacks
+            sources[provenance[i] if provenance else MISSING].append(name)
         bucket = F.size_bucket(params[i])
         top3 = np.argsort(-np.abs(contrib[shown]), kind="mergesort")[:3]
         default_id = DEFAULT_LLAMA.get(bucket)
