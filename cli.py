@@ -60,7 +60,7 @@ def main() -> None:
 @click.option("--top", type=click.IntRange(min=1), metavar="N", help="Show only the best N.")
 @click.option("--max-params", type=click.FloatRange(min=0, min_open=True), metavar="B", help="Drop candidates larger than B billion parameters.")
 @click.option("--weights", metavar="S=W,...", help="Rank by a weighted mean of section predictions, e.g. chat=1,chat_hard=2,safety=1,reasoning=1.")
-@click.option("--interval", "level", type=click.FloatRange(0.5, 0.99), default=0.8, show_default=True, help="Coverage of the prediction interval (conformal, leave-lineage-out).")
+@click.option("--interval", "level", type=click.FloatRange(0.5, 0.99), default=0.8, show_default=True, help="Coverage of the prediction interval (quantile of leave-lineage-out residuals).")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of the p_top_k column: probability of being among the k best.")
 @click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of score columns: auto detects fractions (all values in [0, 1]) per column.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
@@ -252,16 +252,21 @@ def ingest(results_dir, out, model_id):
 @click.option("--center", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="C", help="BT reward-centering coefficient (0.01 is usual).")
 @click.option("--mesh-data", type=click.IntRange(min=1), default=1, show_default=True, metavar="D", help="Devices on the data axis; the rest shard parameters (FSDP).")
 @click.option("--resume", is_flag=True, help="Continue RUN_DIR.partial from its last checkpoint.")
+@click.option("--distributed", is_flag=True, help="Multi-host: call jax.distributed.initialize() first (run on every host).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_size, micro_batch, labels_out, model_id,
           rewardbench, train_data_name, max_length, truncate, seed, dtype, remat, warmup_steps, eval_every, max_steps,
-          center, mesh_data, resume, fmt):
+          center, mesh_data, resume, distributed, fmt):
     """Train a reward model on BASE_DIR (a local Hugging Face model directory) and export it to RUN_DIR/model."""
     import json
 
     from trainer_jax import require_train_extra
 
     require_train_extra()
+    if distributed:
+        import jax
+
+        jax.distributed.initialize()
     from trainer_jax.recipes import lr_grid, make_config
     from trainer_jax.train import train as run_train
 

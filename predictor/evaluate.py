@@ -3,7 +3,7 @@
 Primary split: whole lineages held out (models of one lineage share data and publisher habits).
 Secondary: release date (train on earlier releases, predict later ones). Random k-fold is shown only as
 an optimistic reference. Everything the predictor learns — the ridge offset, the boosters, the
-conformal interval width — is fitted inside the training part of each fold.
+interval width — is fitted inside the training part of each fold.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def out_of_fold(ds: Dataset, fit_predict, split: str, seed: int = 0) -> np.ndarr
 
 
 def lineage_residuals(ds: Dataset, config: ModelConfig) -> np.ndarray:
-    """(N,) leave-one-lineage-out residuals (measured − predicted), the conformal calibration set."""
+    """(N,) leave-one-lineage-out residuals (measured − predicted), the interval calibration set."""
     return ds.y - out_of_fold(ds, predictor_method(config), "lineage")
 
 
@@ -130,7 +130,7 @@ def nested_intervals(ds: Dataset, config: ModelConfig, split: str, level: float)
         if train.sum() < 8 or not test.any():
             continue
         inner = ds.take(train)
-        half = M.conformal_halfwidth(lineage_residuals(inner, config), level)
+        half = M.interval_halfwidth(lineage_residuals(inner, config), level)
         pred = RewardPredictor(config).fit(inner.columns, inner.y).predict(ds.take(test).columns)
         low[test], high[test] = pred - half, pred + half
     return low, high

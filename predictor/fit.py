@@ -66,7 +66,7 @@ def fit_bundle(
 
 
 def calibration(ds: E.Dataset, config: ModelConfig) -> dict:
-    """Leave-one-lineage-out residuals (for conformal intervals) and the fit-time selection metrics."""
+    """Leave-one-lineage-out residuals (for prediction intervals) and the fit-time selection metrics."""
     pred = E.out_of_fold(ds, E.predictor_method(config), "lineage")
     metrics = M.selection_metrics(pred, ds.y, ds.bucket)
     return {

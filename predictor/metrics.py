@@ -88,12 +88,15 @@ def interval_coverage(low: np.ndarray, high: np.ndarray, true: np.ndarray) -> fl
     return float(np.mean((np.asarray(true) >= low) & (np.asarray(true) <= high)))
 
 
-def conformal_halfwidth(abs_residuals: np.ndarray, level: float) -> float:
-    """Split-conformal half-width: the ceil((n+1)·level)-th smallest |residual| (inf when n is too small)."""
-    r = np.sort(np.abs(np.asarray(abs_residuals, float)))
-    n = len(r)
-    rank = math.ceil((n + 1) * level)
-    return float(r[rank - 1]) if 1 <= rank <= n else math.inf
+def interval_halfwidth(residuals: np.ndarray, level: float) -> float:
+    """Half-width of a ``level`` prediction interval: the ``level`` quantile of held-out |residuals|.
+
+    This is split conformal prediction without its finite-sample correction (the ceil((n+1)·level)-th
+    residual): at n ≈ 40 the correction over-covers by ~5 points under leave-lineage-out (measured
+    85.7% for 80% nominal), the plain quantile lands within ±2.5 points of nominal (benchmarks/RESULTS.md).
+    """
+    r = np.abs(np.asarray(residuals, float))
+    return float(np.quantile(r, level)) if r.size else math.inf
 
 
 def group_bootstrap(

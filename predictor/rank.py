@@ -1,7 +1,7 @@
 """Predictions → a ranked list of candidates: intervals, top-k odds, drivers, gain over the default.
 
-- Interval: prediction ± the split-conformal half-width of the model's leave-one-lineage-out residuals
-  (stored in the artifact at fit time), at ``level`` (default 80%).
+- Interval: prediction ± the ``level`` quantile (default 80%) of the model's leave-one-lineage-out
+  absolute residuals, stored in the artifact at fit time (split conformal; see metrics.py).
 - ``p_top_k``: share of Monte Carlo draws in which a candidate lands in the top k. A draw takes one
   ensemble member's predictions and adds, per candidate, a residual drawn from the same
   lineage-out residuals — the ensemble alone is far more confident than its out-of-sample error.
@@ -24,7 +24,7 @@ from predictor.baselines import DEFAULT_LLAMA
 from predictor.candidates import GIVEN, MISSING, SNAPSHOT, Candidates, ids_only
 from predictor.data import SECTIONS, Snapshot
 from predictor.errors import DataError
-from predictor.metrics import conformal_halfwidth
+from predictor.metrics import interval_halfwidth
 
 N_DRAWS = 2000
 
@@ -191,7 +191,7 @@ def rank(
         notes.append("this predictor stores no calibration residuals: no intervals or top-k odds (refit it)")
         half, p_top = math.nan, np.full(len(rows), math.nan)
     else:
-        half = conformal_halfwidth(residuals, level)
+        half = interval_halfwidth(residuals, level)
         p_top = top_k_odds(members, residuals, top_k, np.random.default_rng(seed))
     defaults = _default_predictions(objective, snapshot)
     labelled = bundle.metadata.get("labelled", {}).get(recipe, {})

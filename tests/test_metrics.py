@@ -49,10 +49,11 @@ def test_selection_metrics_per_bucket():
     assert out["regret@1/pooled"] == pytest.approx(20.0)
 
 
-def test_conformal_halfwidth():
-    r = np.array([5.0, -1.0, 2.0, -4.0, 3.0, 0.5, -2.5, 1.5, 6.0])  # n=9; |r| sorted: .5 1 1.5 2 2.5 3 4 5 6
-    assert M.conformal_halfwidth(r, 0.8) == pytest.approx(5.0)  # ceil(10·0.8) = 8th smallest
-    assert M.conformal_halfwidth(r[:3], 0.8) == math.inf  # too few residuals for 80%
+def test_interval_halfwidth_is_the_quantile_of_absolute_residuals():
+    r = np.array([5.0, -1.0, 2.0, -4.0, 3.0, 0.5, -2.5, 1.5, 6.0])  # |r| sorted: .5 1 1.5 2 2.5 3 4 5 6
+    assert M.interval_halfwidth(r, 0.5) == pytest.approx(2.5)  # the median
+    assert M.interval_halfwidth(r, 0.75) == pytest.approx(4.0)  # position 0.75·8 = 6 → 7th smallest
+    assert M.interval_halfwidth(np.array([]), 0.8) == math.inf
 
 
 def test_group_bootstrap_is_deterministic_and_brackets_the_point_value():

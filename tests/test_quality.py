@@ -9,7 +9,7 @@ import pytest
 
 from predictor import artifact
 from predictor import data as D
-from predictor.metrics import conformal_halfwidth
+from predictor.metrics import interval_halfwidth
 from tests.conftest import EXAMPLES, assert_one_line_error, rank_json
 
 BASELINE_NAMES = {"default Llama-3.x", "mean OLL v2 score", "single best benchmark", "log params", "PCA3 + OLS",
@@ -47,7 +47,7 @@ def test_evaluate_reports_the_predictor_and_every_baseline_in_the_same_folds(eva
 
 def test_evaluate_interval_coverage_is_near_nominal(evaluation):
     assert evaluation["interval"]["level"] == 0.8
-    assert 0.7 <= evaluation["interval"]["empirical_coverage"] <= 0.95
+    assert 0.75 <= evaluation["interval"]["empirical_coverage"] <= 0.85  # nominal ± 5 points (issue 7)
 
 
 def test_out_of_fold_predictions_are_listed_per_model(evaluation):
@@ -87,10 +87,10 @@ def test_plot_writes_a_png(run, tmp_path):
 # ---- rank: intervals, odds, drivers, gains, weights ---------------------------------------------
 
 
-def test_rank_intervals_are_the_conformal_width_of_stored_residuals(run):
+def test_rank_intervals_are_the_quantile_of_stored_residuals(run):
     out = rank_json(run, EXAMPLES / "candidates.csv", "--interval", "0.8")
     model = artifact.load(D.shipped_predictor_dir()).get("regression", "score")
-    half = conformal_halfwidth(np.array(model.calibration_["residuals"]), 0.8)
+    half = interval_halfwidth(np.array(model.calibration_["residuals"]), 0.8)
     for c in out["candidates"]:
         assert c["low"] == pytest.approx(c["predicted"] - half, abs=0.02)
         assert c["high"] == pytest.approx(c["predicted"] + half, abs=0.02)
