@@ -1,0 +1,502 @@
+"""``basepick check``: validate a new benchmark dump and show what it would change, as a CI gate.
+
+A dump is an Open LLM Leaderboard v2 CSV (the shipped snapshot's format), a basepick feature CSV
+(``model_id`` + canonical columns) or lm-evaluation-harness results (a folder or one results JSON, read
+by ``predictor.ingest``). It is compared with the current features — the shipped snapshot, or the
+``--against`` dump laid over it — and the gate fails (exit 1, after the report) when:
+
+* a value is invalid: not a number, not finite, outside 0-100 (a v2 column holding fractions says so),
+  a leaderboard row whose normalised score disagrees with the normalisation of its raw score, or an id
+  that is not a model id;
+* rows conflict: one model with several rows that the leaderboard row rule cannot tell apart (or two
+  feature rows) and different values;
+* a leaderboard v2 dump lacks a score cell or drops more than ``max_removed`` of the current models;
+* drift: more than ``max_changed`` of the models both versions have moved by more than ``tolerance``
+  points on one benchmark (defaults: 2 points, 1%: a re-run moves a model by ~1 point; a parsing or
+  scale change moves many by more);
+* regression: the leave-one-lineage-out Spearman of the predictor on the labelled models drops by more
+  than ``eval_drop`` (default 0.05) when they get the dump's features.
+
+It also reports models added and removed, missing benchmarks, ids the snapshot does not know, and the
+top-k of each size bucket (<3B, 3-6B, >=6B) before and after, ranked with the shipped predictor.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from predictor import data as D
+from predictor import features as F
+from predictor import ingest as I
+from predictor.errors import BasepickError, DataError
+
+SCHEMA_VERSION = 1
+BUCKETS = ("<3B", "3-6B", ">=6B")
+V2_CSV, FEATURES, HARNESS = "leaderboard_v2", "features", "harness"
+BENCHMARKS = F.V2_SCORES + F.V1_SCORES
+V2_NORMALISED = {name: f"evaluations_{'math' if name == 'math_lvl5' else name}_normalized_score" for name in F.V2_SCORES}
+V2_RAW = {name: col.replace("_normalized_score", "_value") for name, col in V2_NORMALISED.items()}
+SHOWN = 10  # examples kept per list in the report
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    points: float = 2.0  # a benchmark value may move this many points without counting as changed
+    max_changed: float = 0.01  # share of common models per benchmark allowed to move more
+    max_removed: float = 0.01  # share of current models a full leaderboard dump may drop
+    eval_drop: float = 0.05  # allowed drop of leave-one-lineage-out Spearman
+
+
+@dataclass
+class Dump:
+    path: str
+    kind: str
+    ids: list[str]
+    columns: dict[str, np.ndarray]  # feature → (N,) points / params; NaN when missing
+    rows: int
+    invalid: list[dict] = field(default_factory=list)  # {"row", "model_id", "column", "problem"}
+    conflicts: list[dict] = field(default_factory=list)
+    duplicates: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def problem(self, row, model_id, column, problem) -> None:
+        self.invalid.append({"row": row, "model_id": model_id, "column": column, "problem": problem})
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading a dump
+
+
+def load_dump(path: str | Path) -> Dump:
+    """Read and validate a dump. Unreadable or unrecognised input raises DataError (exit 2)."""
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() == ".json":
+        return _harness(path)
+    header, rows = D.read_csv(path)
+    if not rows:
+        raise DataError(f"{path}: no rows below the header")
+    if "model_name" in header and any(h.startswith("evaluations_") for h in header):
+        return _leaderboard(path, header, rows)
+    if "model_id" in header:
+        return _features(path, header, rows)
+    D.require_column(path, header, "model_id")  # raises, with a delimiter hint where one applies
+    raise AssertionError("unreachable")
+
+
+def _harness(path: Path) -> Dump:
+    models = I.read_results(path)
+    ids = [m.model_id for m in models]
+    columns = {name: np.array([m.scores.get(name, math.nan) for m in models]) for name in BENCHMARKS}
+    notes = [f"{m.model_id}: {n}" for m in models for n in m.notes]
+    return Dump(str(path), HARNESS, ids, columns, rows=len(models), notes=notes)
+
+
+def _bad_id(model_id: str) -> str | None:
+    if not model_id:
+        return "empty model id"
+    if I._CONTROL.search(model_id) or len(model_id) > 200:
+        return f"{model_id[:40]!r} is not a Hugging Face model id"
+    return None
+
+
+def _cell(dump: Dump, lineno: int, model_id: str, column: str, name: str, text: str) -> float:
+    try:
+        value = F.parse_value(name, text)
+    except ValueError as exc:
+        dump.problem(lineno, model_id, column, str(exc))
+        return math.nan
+    return value
+
+
+def _leaderboard(path: Path, header: list[str], rows: list[list[str]]) -> Dump:
+    c = {name: j for j, name in enumerate(header)}
+    dump = Dump(str(path), V2_CSV, [], {}, rows=len(rows))
+    missing = [col for col in V2_NORMALISED.values() if col not in c]
+    for col in missing:
+        dump.problem(1, "", col, "column missing from the header")
+    rule = all(k in c for k in ("model_has_chat_template", "features_is_official_provider", "model_precision",
+                                "metadata_submission_date", "id"))
+    by_model: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        model_id = row[c["model_name"]].strip()
+        if (why := _bad_id(model_id)) is not None:
+            dump.problem(i + 2, model_id, "model_name", why)
+            continue
+        by_model.setdefault(model_id, []).append(i)
+    values = {name: np.full(len(rows), np.nan) for name in (*F.V2_SCORES, "params_b")}  # (R,) per row
+    for i, row in enumerate(rows):
+        model_id = row[c["model_name"]].strip()
+        for name, col in V2_NORMALISED.items():
+            if col not in c:
+                continue
+            n_problems = len(dump.invalid)
+            v = values[name][i] = _cell(dump, i + 2, model_id, col, name, row[c[col]])
+            if math.isnan(v) and len(dump.invalid) == n_problems:
+                dump.problem(i + 2, model_id, col, "missing score (every leaderboard row has all six)")
+            elif (why := F.check_range(name, v)) is not None:
+                dump.problem(i + 2, model_id, col, why)
+            elif name in I.LOWER_BOUND and V2_RAW[name] in c and not math.isnan(v):
+                raw = _cell(dump, i + 2, model_id, V2_RAW[name], name, row[c[V2_RAW[name]]])
+                if not math.isnan(raw) and abs(I.normalise(raw, I.LOWER_BOUND[name]) - v) > 0.01:
+                    dump.problem(i + 2, model_id, col, f"{v:g} is not the normalisation of the raw score {raw:g} "
+                                 f"({I.normalise(raw, I.LOWER_BOUND[name]):.4g})")
+        if "metadata_params_billions" in c:
+            p = _cell(dump, i + 2, model_id, "metadata_params_billions", "params_b", row[c["metadata_params_billions"]])
+            values["params_b"][i] = p if p > 0 else math.nan  # the leaderboard writes 0 for unknown
+    for name in F.V2_SCORES:
+        known = values[name][~np.isnan(values[name])]
+        if known.size >= 20 and F.detect_fraction(known):
+            dump.problem(1, "", V2_NORMALISED[name], "every value lies in [0, 1]: fractions, but the leaderboard's "
+                         "normalised scores are points 0-100")
+    chosen = []
+    for model_id, members in by_model.items():
+        key = (lambda i: D._v2_preference(rows[i], c)) if rule else (lambda i: (i,))
+        members.sort(key=key)
+        best = members[0]
+        chosen.append(best)
+        dump.duplicates += len(members) - 1
+        for other in members[1:]:
+            if rule and key(other)[:-1] != key(best)[:-1]:
+                continue  # the row rule prefers `best`: a documented choice, not a conflict
+            differ = [n for n in F.V2_SCORES if not _same(values[n][best], values[n][other])]
+            if differ:
+                dump.conflicts.append({"model_id": model_id, "rows": [best + 2, other + 2], "columns": differ})
+    dump.ids = [rows[i][c["model_name"]].strip() for i in chosen]
+    dump.columns = {name: col[chosen] for name, col in values.items()}
+    return dump
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 0.01
+
+
+def _features(path: Path, header: list[str], rows: list[list[str]]) -> Dump:
+    j_id = header.index("model_id")
+    dump = Dump(str(path), FEATURES, [], {}, rows=len(rows))
+    names = {}
+    for j, name in enumerate(header):
+        if j == j_id or not name:
+            continue
+        if name in F.SPECS:
+            names[name] = j
+        else:
+            dump.notes.append(f"{path}: column {name!r} is not checked (not a canonical feature)")
+    ids, first, keep = [], {}, []
+    cols = {name: np.full(len(rows), np.nan) for name in names}
+    for i, row in enumerate(rows):
+        model_id = row[j_id].strip()
+        for name, j in names.items():
+            cols[name][i] = _cell(dump, i + 2, model_id, name, name, row[j])
+        if (why := _bad_id(model_id)) is not None:
+            dump.problem(i + 2, model_id, "model_id", why)
+            continue
+        if model_id in first:
+            dump.duplicates += 1
+            k = first[model_id]
+            differ = [n for n in names if not _same(cols[n][k], cols[n][i])]
+            if differ:
+                dump.conflicts.append({"model_id": model_id, "rows": [k + 2, i + 2], "columns": differ})
+            continue
+        first[model_id] = i
+        ids.append(model_id)
+        keep.append(i)
+    for name, values in cols.items():
+        if F.SPECS[name].is_score and F.detect_fraction(values[keep]):
+            dump.notes.append(f"{path}: column {name!r} has all values in [0, 1]: read as fractions, scaled to 0-100")
+            values *= 100.0
+        for i in keep:
+            if (why := F.check_range(name, values[i])) is not None:
+                dump.problem(i + 2, rows[i][j_id].strip(), name, why)
+    dump.ids = ids
+    dump.columns = {name: values[keep] for name, values in cols.items()}
+    return dump
+
+
+# --------------------------------------------------------------------------------------------------
+# Comparing and gating
+
+
+def overlay(base: D.Snapshot, dump: Dump) -> D.Snapshot:
+    """The snapshot with the dump's known values laid over it (new models appended)."""
+    ids = base.ids + [m for m in dump.ids if m not in base.index]
+    index = {m: i for i, m in enumerate(ids)}
+    at = np.array([index[m] for m in dump.ids], dtype=int)
+    columns = {}
+    for name in F.SPECS:
+        col = np.concatenate([base.columns[name], np.full(len(ids) - len(base.ids), np.nan)])
+        if name in dump.columns:
+            new = dump.columns[name]
+            spec = F.SPECS[name]
+            with np.errstate(invalid="ignore"):
+                known = (new >= spec.low) & (new <= spec.high)  # invalid values never reach the predictor
+            if name == "params_b" and dump.kind != FEATURES:
+                known &= np.isnan(col[at])  # the study's and the snapshot's sizes stay authoritative
+            col[at[known]] = new[known]
+        columns[name] = col
+    if dump.kind == V2_CSV:  # a full leaderboard export: a model it lacks has no v2 scores any more
+        gone = np.array([index[m] for m in sorted(set(base.v2_ids) - set(dump.ids))], dtype=int)
+        for name in F.V2_SCORES:
+            columns[name][gone] = np.nan
+    F.add_derived(columns)
+    return D.Snapshot(ids=ids, columns=columns, v2_ids=list(dump.ids) if dump.kind == V2_CSV else base.v2_ids)
+
+
+def check(dump_path: str | Path, *, against: str | Path | None = None, tolerance: Tolerance = Tolerance(),
+          top_k: int = 5, recipe: str = "regression") -> dict:
+    """Validate ``dump_path``, diff it against the current features and return the report (a dict).
+
+    ``report["failures"]`` lists why the gate fails (empty when it passes).
+    """
+    dump = load_dump(dump_path)
+    shipped = D.load_snapshot()
+    failures: list[str] = []
+    notes = list(dump.notes)
+    if against is None:
+        before, pool_before, full_before, against_desc = shipped, list(shipped.v2_ids), True, {"path": "shipped", "kind": V2_CSV}
+    else:
+        base = load_dump(against)
+        if base.invalid or base.conflicts:
+            notes.append(f"--against {against}: {len(base.invalid)} invalid value(s), {len(base.conflicts)} conflict(s)")
+        before = overlay(shipped, base)
+        full_before = base.kind == V2_CSV
+        pool_before = list(base.ids) if full_before else sorted(set(shipped.v2_ids) | set(base.ids))
+        against_desc = {"path": str(against), "kind": base.kind, "models": len(base.ids)}
+    after = overlay(before, dump)
+    full_after = dump.kind == V2_CSV
+    pool_after = list(dump.ids) if full_after else sorted(set(pool_before) | set(dump.ids))
+
+    validation = _validation(dump, shipped, failures)
+    diff = _diff(dump, before, pool_before, full_before and full_after, tolerance, failures)
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "dump": {"path": str(dump_path), "kind": dump.kind, "rows": dump.rows, "models": len(dump.ids)},
+        "against": against_desc,
+        "tolerance": {"points": tolerance.points, "max_changed": tolerance.max_changed,
+                      "max_removed": tolerance.max_removed, "eval_drop": tolerance.eval_drop},
+        "validation": validation,
+        "diff": diff,
+        "top_k": _top_k(shipped, before, pool_before, after, pool_after, top_k, recipe),
+        "evaluation": _evaluation(shipped, before, after, dump, recipe, tolerance, failures),
+        "notes": notes,
+        "failures": failures,
+        "passed": not failures,
+    }
+    return report
+
+
+def _validation(dump: Dump, shipped: D.Snapshot, failures: list[str]) -> dict:
+    if dump.invalid:
+        first = dump.invalid[0]
+        failures.append(f"{len(dump.invalid)} invalid value(s), e.g. row {first['row']} {first['column']}: {first['problem']}")
+    if dump.conflicts:
+        first = dump.conflicts[0]
+        failures.append(f"{len(dump.conflicts)} model(s) with conflicting rows, e.g. {first['model_id']} "
+                        f"(rows {first['rows'][0]} and {first['rows'][1]} differ in {', '.join(first['columns'])})")
+    missing = {}
+    for name in F.V2_SCORES if dump.kind == V2_CSV else BENCHMARKS:
+        col = dump.columns.get(name)
+        n = len(dump.ids) if col is None else int(np.isnan(col).sum())
+        if n:
+            missing[name] = n
+    unknown = [m for m in dump.ids if m not in shipped.index]
+    return {
+        "invalid": dump.invalid[:SHOWN], "n_invalid": len(dump.invalid),
+        "conflicts": dump.conflicts[:SHOWN], "n_conflicts": len(dump.conflicts),
+        "duplicate_rows": dump.duplicates,
+        "missing": missing,  # benchmark → number of the dump's models without it
+        "unknown_ids": unknown[:SHOWN], "n_unknown_ids": len(unknown),
+    }
+
+
+def _diff(dump: Dump, before: D.Snapshot, pool: list[str], full: bool, tol: Tolerance, failures: list[str]) -> dict:
+    in_pool = set(pool)
+    common = [m for m in dump.ids if m in before.index]
+    added = [m for m in dump.ids if m not in in_pool]
+    removed = sorted(in_pool - set(dump.ids)) if full else []
+    if full and len(removed) > tol.max_removed * len(pool):
+        failures.append(f"{len(removed)} of {len(pool)} current models are missing from the dump "
+                        f"(allowed {tol.max_removed:.0%}): a truncated export?")
+    position = {m: i for i, m in enumerate(dump.ids)}
+    old_at = np.array([before.index[m] for m in common], dtype=int)
+    new_at = np.array([position[m] for m in common], dtype=int)
+    changes = {}
+    for name in BENCHMARKS:
+        if name not in dump.columns or not common:
+            continue
+        old, new = before.columns[name][old_at], dump.columns[name][new_at]  # (C,) points
+        both = ~np.isnan(old) & ~np.isnan(new)
+        delta = (new - old)[both]
+        moved = np.abs(delta) > tol.points
+        lost = int((~np.isnan(old) & np.isnan(new)).sum())
+        order = np.argsort(-np.abs(delta), kind="mergesort")[:SHOWN]
+        ids = np.array(common)[both]
+        share = float(moved.mean()) if both.any() else 0.0
+        changes[name] = {
+            "compared": int(both.sum()), "changed": int(moved.sum()), "share": round(share, 4),
+            "max_abs_change": round(float(np.abs(delta).max()), 3) if delta.size else 0.0,
+            "lost": lost,
+            "largest": [{"model_id": str(ids[k]), "before": round(float(old[both][k]), 3),
+                         "after": round(float(new[both][k]), 3)} for k in order if moved[k]],
+        }
+        if share > tol.max_changed:
+            failures.append(f"{name}: {int(moved.sum())} of {int(both.sum())} models ({share:.1%}) moved by more than "
+                            f"{tol.points:g} points (max {float(np.abs(delta).max()):.1f}); allowed {tol.max_changed:.0%}")
+    return {"common": len(common), "added": added[:SHOWN], "n_added": len(added),
+            "removed": removed[:SHOWN], "n_removed": len(removed), "changes": changes}
+
+
+_SHIPPED: dict[tuple, object] = {}  # predictions and evaluation on the (immutable) shipped snapshot, per process
+
+
+def _shipped(key: tuple, compute):
+    if key not in _SHIPPED:
+        _SHIPPED[key] = compute()
+    return _SHIPPED[key]
+
+
+def _predict(snapshot: D.Snapshot, ids: list[str], recipe: str, bundle) -> dict[str, tuple[float, str]]:
+    """model id → (predicted RewardBench score, size bucket) with the shipped predictor."""
+    from predictor.candidates import fill_from_snapshot
+    from predictor.rank import rank
+
+    if not ids:
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ranking = rank(fill_from_snapshot(ids, {}, snapshot, where="check"), bundle, recipe=recipe)
+    return {c.model_id: (c.predicted, c.size_bucket) for c in ranking.candidates}
+
+
+def _tops(predictions: dict[str, tuple[float, str]], k: int) -> dict[str, list[str]]:
+    tops: dict[str, list[str]] = {b: [] for b in BUCKETS}
+    for model_id, (_, bucket) in sorted(predictions.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        if bucket in tops and len(tops[bucket]) < k:
+            tops[bucket].append(model_id)
+    return tops
+
+
+def _unchanged(before: D.Snapshot, after: D.Snapshot, ids: list[str]) -> set[str]:
+    """The ids whose every feature is the same in both snapshots (a prediction depends on its row only)."""
+    ids = [m for m in ids if m in before.index and m in after.index]
+    a = np.array([before.index[m] for m in ids], dtype=int)
+    b = np.array([after.index[m] for m in ids], dtype=int)
+    same = np.ones(len(ids), dtype=bool)
+    for name in F.SPECS:
+        x, y = before.columns[name][a], after.columns[name][b]
+        same &= (x == y) | (np.isnan(x) & np.isnan(y))
+    return {m for m, s in zip(ids, same) if s}
+
+
+def _predictions(shipped: D.Snapshot, snapshot: D.Snapshot, pool: list[str], recipe: str, bundle) -> dict:
+    """Predictions for ``pool``: the shipped snapshot's where a model's row is unchanged, else fresh ones."""
+    base = _shipped(("predictions", recipe), lambda: _predict(shipped, shipped.v2_ids, recipe, bundle))
+    keep = _unchanged(shipped, snapshot, [m for m in pool if m in base])
+    out = {m: base[m] for m in keep}
+    out.update(_predict(snapshot, [m for m in pool if m not in keep], recipe, bundle))
+    return out
+
+
+def _top_k(shipped, before, pool_before, after, pool_after, k: int, recipe: str) -> dict:
+    from predictor import artifact
+
+    bundle = artifact.load(D.shipped_predictor_dir())
+    old_pred = _predictions(shipped, before, pool_before, recipe, bundle)
+    new_pred = _predictions(shipped, after, pool_after, recipe, bundle)
+    old, new = _tops(old_pred, k), _tops(new_pred, k)
+    buckets = {
+        b: {"before": old[b], "after": new[b], "entered": [m for m in new[b] if m not in old[b]],
+            "left": [m for m in old[b] if m not in new[b]]}
+        for b in BUCKETS
+    }
+    return {"k": k, "recipe": recipe, "target": "score", "buckets": buckets,
+            "changed": any(v["entered"] or v["left"] for v in buckets.values())}
+
+
+def _evaluation(shipped, before, after, dump: Dump, recipe: str, tol: Tolerance, failures: list[str]) -> dict:
+    """Leave-one-lineage-out selection quality on the labelled models with the old and the new features."""
+    from predictor import evaluate as E
+    from predictor import metrics as M
+    from predictor.model import ModelConfig
+
+    labels, metadata = D.load_labels([D.benchmarks_dir() / D.LABELS_FILE]), D.load_model_metadata()
+    old_ds = E.dataset(labels, before, metadata, recipe, "score")
+    touched = sorted(set(old_ds.ids) - _unchanged(before, after, old_ds.ids))
+    method = E.predictor_method(ModelConfig())
+    keys = ("spearman", "regret@1/bucket", "coverage@5", "mae")
+
+    def run(ds):
+        with warnings.catch_warnings():  # all-missing feature columns in a fold: expected, not news
+            warnings.simplefilter("ignore", RuntimeWarning)
+            m = M.selection_metrics(E.out_of_fold(ds, method, "lineage"), ds.y, ds.bucket)
+        return {key: None if math.isnan(m[key]) else round(float(m[key]), 4) for key in keys}
+
+    def metrics_on(snapshot, ds=None):
+        if not set(old_ds.ids) - _unchanged(shipped, snapshot, old_ds.ids):
+            return dict(_shipped(("evaluation", recipe), lambda: run(E.dataset(labels, shipped, metadata, recipe, "score"))))
+        return run(ds or E.dataset(labels, snapshot, metadata, recipe, "score"))
+
+    old = metrics_on(before, old_ds)
+    try:
+        new = metrics_on(after) if touched else dict(old)
+    except BasepickError as exc:
+        failures.append(f"the lineage-held-out evaluation cannot be fitted with the dump's features ({exc})")
+        new = {key: None for key in keys}
+    drop = old["spearman"] - new["spearman"] if None not in (old["spearman"], new["spearman"]) else 0.0
+    if drop > tol.eval_drop:
+        failures.append(f"leave-one-lineage-out Spearman ({recipe}) drops from {old['spearman']:.3f} to "
+                        f"{new['spearman']:.3f} with the dump's features (allowed drop {tol.eval_drop:g})")
+    return {"split": "lineage", "recipe": recipe, "labelled_models": len(old_ds.ids),
+            "labelled_models_changed": len(touched), "before": old, "after": new}
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering (stdout: results only)
+
+
+def render_table(report: dict, file=None) -> None:
+    """The report as plain rich tables (JSON with --format json carries every field)."""
+    from rich.table import Table
+
+    from predictor.render import console
+
+    out = console(file)
+    d, v, diff = report["dump"], report["validation"], report["diff"]
+    out.print(f"basepick check: {d['path']} ({d['kind']}, {d['models']} models from {d['rows']} rows) "
+              f"against {report['against']['path']}")
+    out.print(f"validation: {v['n_invalid']} invalid value(s), {v['n_conflicts']} conflict(s), "
+              f"{v['duplicate_rows']} duplicate row(s), {v['n_unknown_ids']} id(s) new to the snapshot")
+    for item in v["invalid"]:
+        out.print(f"  row {item['row']} {item['model_id'][:50]} {item['column']}: {item['problem']}")
+    if v["missing"]:
+        out.print("missing benchmarks: " + ", ".join(f"{k} {n}" for k, n in v["missing"].items()))
+    out.print(f"models: {diff['common']} in both, {diff['n_added']} added, {diff['n_removed']} removed")
+    if diff["changes"]:
+        t = Table(title=f"Changes beyond {report['tolerance']['points']:g} points", title_justify="left")
+        for col, justify in (("benchmark", "left"), ("compared", "right"), ("changed", "right"),
+                             ("share", "right"), ("max |Δ|", "right"), ("lost", "right")):
+            t.add_column(col, justify=justify)
+        for name, c in diff["changes"].items():
+            t.add_row(name, str(c["compared"]), str(c["changed"]), f"{c['share']:.1%}", f"{c['max_abs_change']:.1f}",
+                      str(c["lost"]))
+        out.print(t)
+    top = report["top_k"]
+    t = Table(title=f"Top {top['k']} per size bucket ({top['recipe']})", title_justify="left")
+    for col in ("bucket", "before", "after", "entered", "left"):
+        t.add_column(col)
+    for b, entry in top["buckets"].items():
+        t.add_row(b, "\n".join(entry["before"]), "\n".join(entry["after"]), "\n".join(entry["entered"]) or "-",
+                  "\n".join(entry["left"]) or "-")
+    out.print(t)
+    e = report["evaluation"]
+    out.print(f"lineage-held-out ({e['recipe']}, {e['labelled_models']} labelled, {e['labelled_models_changed']} changed): "
+              + ", ".join(f"{k} {_num(e['before'][k])} → {_num(e['after'][k])}" for k in e["before"]))
+    out.print("PASSED" if report["passed"] else "FAILED: " + "; ".join(report["failures"]))
+
+
+def _num(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"

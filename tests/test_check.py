@@ -1,0 +1,264 @@
+"""basepick check: the CI gate for new benchmark dumps (exit 0 clean, 1 gate failed, 2 unreadable input)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from predictor import data as D
+from tests.conftest import assert_one_line_error, write
+
+SHIPPED_V2 = D.benchmarks_dir() / D.V2_FILE
+PYTHIA = Path(__file__).parent / "fixtures" / "harness" / "pythia-1b"
+HEADER = "model_id,ifeval,bbh,math_lvl5,gpqa,musr,mmlu_pro,params_b\n"
+
+
+def check_json(run, *args) -> tuple[int, dict, str]:
+    result = run("check", *args, "--format", "json")
+    assert "Traceback" not in result.output
+    assert result.exit_code in (0, 1), (result.exit_code, result.stderr)
+    report = json.loads(result.stdout)
+    assert report["schema_version"] == 1
+    assert report["passed"] == (result.exit_code == 0)
+    if result.exit_code == 1:  # the report on stdout, then one `Error:` line saying why
+        lines = [ln for ln in result.stderr.splitlines() if not ln.startswith("note:")]
+        assert len(lines) == 1 and lines[0].startswith("Error: check failed: "), result.stderr
+    return result.exit_code, report, result.stderr
+
+
+def v2_rows() -> list[list[str]]:
+    with SHIPPED_V2.open(encoding="utf-8", newline="") as f:
+        return list(csv.reader(f))
+
+
+def write_rows(path: Path, rows: list[list[str]]) -> Path:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return write(path, buf.getvalue())
+
+
+def test_shipped_snapshot_against_itself_passes(run):
+    code, report, _ = check_json(run, SHIPPED_V2)
+    assert code == 0 and report["failures"] == []
+    assert report["dump"] == {"path": str(SHIPPED_V2), "kind": "leaderboard_v2", "rows": 4576, "models": 4497}
+    assert report["validation"]["n_invalid"] == 0 and report["validation"]["duplicate_rows"] == 79
+    assert report["diff"]["common"] == 4497 and report["diff"]["n_added"] == report["diff"]["n_removed"] == 0
+    assert all(c["changed"] == 0 and c["max_abs_change"] == 0 for c in report["diff"]["changes"].values())
+    assert report["top_k"]["changed"] is False
+    assert set(report["top_k"]["buckets"]) == {"<3B", "3-6B", ">=6B"}
+    assert all(len(b["before"]) == 5 for b in report["top_k"]["buckets"].values())
+    assert report["evaluation"]["before"] == report["evaluation"]["after"]
+
+
+def test_a_third_of_ifeval_up_25_points_fails(run, tmp_path):
+    rows = v2_rows()
+    j = rows[0].index("evaluations_ifeval_normalized_score")
+    for i, row in enumerate(rows[1:]):
+        if i % 3 == 0:
+            row[j] = repr(float(row[j]) + 25)
+    code, report, stderr = check_json(run, write_rows(tmp_path / "v2.csv", rows))
+    assert code == 1
+    drift = report["diff"]["changes"]["ifeval"]
+    assert drift["changed"] == 1499 and drift["max_abs_change"] == pytest.approx(25.0)
+    assert any(f.startswith("ifeval: 1499 of 4497 models (33.3%) moved") for f in report["failures"])
+    assert report["validation"]["n_invalid"] >= 1499  # normalised no longer matches raw; some exceed 100
+    assert "ifeval" in stderr
+
+
+def test_random_bytes_exit_2(run, tmp_path):
+    path = tmp_path / "dump.csv"
+    path.write_bytes(bytes(range(256)) * 4)
+    assert_one_line_error(run("check", path), "dump.csv")
+
+
+def test_harness_folder_passes(run):
+    code, report, stderr = check_json(run, PYTHIA)
+    assert code == 0 and report["dump"]["kind"] == "harness"
+    assert report["diff"]["common"] == 1
+    assert report["diff"]["changes"]["bbh"]["max_abs_change"] == 0.0
+    assert "Math-Verify" in stderr
+
+
+def test_feature_dump_problems_fail_the_gate(run, tmp_path):
+    dump = write(tmp_path / "f.csv", HEADER
+                 + "acme/a-2b,50,20,10,5,5,20,2\n"
+                 + "acme/a-2b,51,20,10,5,5,20,2\n"  # same model, different value: a conflict
+                 + "acme/b-2b,high,20,10,5,5,20,2\n"  # not a number
+                 + "acme/c-2b,150,20,10,5,5,20,2\n")  # out of range
+    code, report, _ = check_json(run, dump)
+    assert code == 1
+    v = report["validation"]
+    assert v["n_conflicts"] == 1 and v["conflicts"][0]["rows"] == [2, 3] and v["conflicts"][0]["columns"] == ["ifeval"]
+    problems = {(p["row"], p["column"]) for p in v["invalid"]}
+    assert problems == {(4, "ifeval"), (5, "ifeval")}
+    assert v["n_unknown_ids"] == 3
+
+
+def test_new_strong_model_enters_the_top_k(run, tmp_path):
+    dump = write(tmp_path / "f.csv", HEADER + "acme/super-2b,0.95,0.80,0.70,0.30,0.40,0.70,2\n")
+    code, report, stderr = check_json(run, dump, "--top-k", "3")
+    assert code == 0, report["failures"]
+    assert "read as fractions" in stderr  # a one-row dump of fractions is scaled like `rank` does
+    small = report["top_k"]["buckets"]["<3B"]
+    assert small["after"][0] == "acme/super-2b" and small["entered"] == ["acme/super-2b"] and len(small["left"]) == 1
+    assert report["diff"]["n_added"] == 1 and report["evaluation"]["labelled_models_changed"] == 0
+
+
+def test_against_another_dump_and_drift_of_a_known_model(run, tmp_path):
+    base = write(tmp_path / "base.csv", HEADER + "0-hero/Matter-0.2-7B-DPO,33,10,50,1,6,2,7.2\n")
+    new = write(tmp_path / "new.csv", HEADER + "0-hero/Matter-0.2-7B-DPO,33,10,55,1,6,2,7.2\n")
+    code, report, _ = check_json(run, base, "--against", base)
+    assert code == 0
+    code, report, _ = check_json(run, new, "--against", base)
+    assert code == 1 and report["diff"]["changes"]["math_lvl5"]["largest"] == [
+        {"model_id": "0-hero/Matter-0.2-7B-DPO", "before": 50.0, "after": 55.0}]
+    code, report, _ = check_json(run, new, "--against", base, "--tolerance", "6")
+    assert code == 0 and report["evaluation"]["labelled_models_changed"] == 0
+
+
+def test_truncated_leaderboard_dump(run, tmp_path):
+    text = SHIPPED_V2.read_text(encoding="utf-8")
+    cut = text[: len(text) // 2]
+    write(tmp_path / "half.csv", cut[: cut.rindex("\n") + 1])
+    code, report, _ = check_json(run, tmp_path / "half.csv")
+    assert code == 1 and any("missing from the dump" in f for f in report["failures"])
+    write(tmp_path / "mid.csv", cut)  # cut inside a row: unreadable
+    assert_one_line_error(run("check", tmp_path / "mid.csv"), "mid.csv", "fields")
+
+
+def test_fractions_in_a_leaderboard_column(run, tmp_path):
+    rows = v2_rows()[:41]
+    j = rows[0].index("evaluations_bbh_normalized_score")
+    for row in rows[1:]:
+        row[j] = repr(float(row[j]) / 100)
+    code, report, _ = check_json(run, write_rows(tmp_path / "v2.csv", rows), "--max-removed", "1")
+    assert code == 1
+    assert any("fractions" in p["problem"] for p in report["validation"]["invalid"])
+
+
+def test_table_format(run):
+    result = run("check", PYTHIA)
+    assert result.exit_code == 0
+    assert "harness" in result.stdout and "Top 5 per size bucket" in result.stdout and "PASSED" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "content, fragments",
+    [
+        ("", ["empty"]),
+        ("model_id\n", ["no rows"]),
+        ("name,ifeval\nacme/x,50\n", ["no 'model_id' column"]),
+        ("model_id;ifeval\nacme/x;50\n", ["semicolons"]),
+        ("model_id\tifeval\nacme/x\t50\n", ["tabs"]),
+        ("model_id,ifeval\nacme/x,50,1\n", ["row 2", "fields"]),
+    ],
+)
+def test_unreadable_dumps(run, tmp_path, content, fragments):
+    assert_one_line_error(run("check", write(tmp_path / "d.csv", content)), "d.csv", *fragments)
+
+
+def test_not_utf8_and_missing(run, tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("model_id\nQw\u00ebn/x\n".encode("latin-1"))
+    assert_one_line_error(run("check", path), "not UTF-8")
+    assert_one_line_error(run("check", tmp_path / "nope.csv"), "no such file")
+    assert_one_line_error(run("check", tmp_path), "no lm-evaluation-harness results")
+    assert_one_line_error(run("check", PYTHIA, "--against", tmp_path / "nope.csv"), "no such file")
+    assert_one_line_error(run("check", PYTHIA, "--tolerance", "-1"), "--tolerance")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.one_of(
+    st.binary(max_size=400),
+    st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=200).filter(lambda s: "model_id" not in s),
+))
+def test_garbage_is_exit_2(run, tmp_path_factory, content):
+    path = tmp_path_factory.mktemp("c") / "dump.csv"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    result = run("check", path)
+    if b"model_id" in path.read_bytes():  # random bytes that happen to spell the header
+        return
+    assert_one_line_error(result)
+
+
+cell = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-10**20, 10**20).map(str),
+    st.sampled_from(["", "nan", "inf", "-inf", "1e400", "50", "0.5", "n/a", "×"]),
+)
+odd_id = st.one_of(st.sampled_from(["Qwen/Qwen2.5-7B-Instruct", "acme/x", "ünï/cødé-✓", "a" * 300, "x\u202ey", "", " "]),
+                   st.text(alphabet=st.characters(blacklist_characters="\x00"), min_size=1, max_size=30))  # NUL: binary, exit 2
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(odd_id, st.lists(cell, min_size=7, max_size=7)), min_size=1, max_size=3))
+def test_well_formed_feature_dumps_pass_or_fail_the_gate(run, tmp_path_factory, rows):
+    """Any well-formed feature CSV — odd Unicode ids, NaN/inf, huge values — gives a report and exit 0 or 1."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(HEADER.strip().split(","))
+    writer.writerows([[model_id, *cells] for model_id, cells in rows])
+    path = tmp_path_factory.mktemp("c") / "dump.csv"
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    result = run("check", path, "--format", "json")
+    if not any(model_id.strip() and any(c.strip() for c in [model_id, *cells]) for model_id, cells in rows):
+        assert result.exit_code in (0, 1, 2)
+        return
+    assert result.exit_code in (0, 1), (result.exit_code, result.stderr)
+    report = json.loads(result.stdout)
+    assert report["passed"] == (result.exit_code == 0)
+    assert "Traceback" not in result.output
+
+
+def test_leaderboard_rows_the_row_rule_cannot_separate_conflict(run, tmp_path):
+    rows = v2_rows()[:41]
+    header = rows[0]
+    twin = list(rows[1])
+    twin[header.index("id")] = twin[header.index("id")] + "x"  # same flags, dates, precision: only the id differs
+    j = header.index("evaluations_gpqa_normalized_score")
+    twin[j] = "9.5"
+    twin[header.index("evaluations_gpqa_value")] = repr(0.25 + 0.75 * 0.095)
+    code, report, _ = check_json(run, write_rows(tmp_path / "v2.csv", rows + [twin]), "--max-removed", "1")
+    assert code == 1
+    assert report["validation"]["conflicts"] == [{"model_id": rows[1][header.index("model_name")],
+                                                  "rows": [2, 42], "columns": ["gpqa"]}]
+
+
+def test_failing_report_as_a_table(run, tmp_path):
+    dump = write(tmp_path / "f.csv", HEADER + "acme/x-2b,150,20,10,5,5,20,2\n")
+    result = run("check", dump)
+    assert result.exit_code == 1
+    assert "FAILED: 1 invalid value(s)" in result.stdout and "row 2 acme/x-2b ifeval" in result.stdout
+    assert result.stderr.startswith("Error: check failed: 1 invalid value(s)") and result.stderr.count("\n") == 1
+
+
+def test_broken_harness_results_exit_2(run, tmp_path):
+    (tmp_path / "r").mkdir()
+    write(tmp_path / "r" / "results_1.json", '{"results": {"leaderboard_gpqa": {"acc_norm,none": "x"}}, "model_name": "a/b"}')
+    assert_one_line_error(run("check", tmp_path / "r"), "results_1.json", "not an accuracy")
+    write(tmp_path / "one.json", "{")
+    assert_one_line_error(run("check", tmp_path / "one.json"), "one.json", "not valid JSON")
+
+
+BAD_CELLS = st.sampled_from(["nan", "inf", "-inf", "1e400", "-3", "101", "1e308", "high", "", "5 0", "0x10"])
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(1, 30), st.sampled_from(["ifeval", "bbh", "math", "gpqa", "musr", "mmlu_pro"]),
+                                BAD_CELLS), min_size=1, max_size=5, unique_by=lambda e: e[:2]))
+def test_bad_cells_in_a_leaderboard_dump_are_reported(run, tmp_path_factory, edits):
+    rows = v2_rows()[:31]
+    for r, task, text in edits:
+        rows[r][rows[0].index(f"evaluations_{task}_normalized_score")] = text
+    path = write_rows(tmp_path_factory.mktemp("c") / "v2.csv", rows)
+    code, report, _ = check_json(run, path, "--max-removed", "1")
+    assert code == 1
+    flagged = {(p["row"], p["column"]) for p in report["validation"]["invalid"]}
+    for r, task, _ in edits[:3]:
+        assert (r + 1, f"evaluations_{task}_normalized_score") in flagged or report["validation"]["n_invalid"] > 10
