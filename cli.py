@@ -285,6 +285,8 @@ def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_si
                  "--truncate left keeps them)")
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2))
+    elif not result.finished:
+        click.echo(f"run dir        {result.run_dir} (unfinished: continue with --resume)")
     else:
         click.echo(f"run dir        {result.run_dir}")
         click.echo(f"learning rate  {result.lr:g}")

@@ -73,4 +73,6 @@ def calibration(ds: E.Dataset, config: ModelConfig) -> dict:
         "ids": ds.ids,
         "residuals": [round(float(r), 4) for r in ds.y - pred],  # measured − predicted, points
         "lineage_cv": {k: round(metrics[k], 4) for k in ("spearman", "kendall", "mae", "coverage@5", "regret@1/bucket")},
+        # the no-fit rule the predictor must beat: rank by mean leaderboard v2 score
+        "mean_score_spearman": round(M.spearman(ds.columns["mean_v2"], ds.y), 4),
     }

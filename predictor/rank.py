@@ -95,6 +95,19 @@ class Objective:
             out += w * np.array([lookup[i] for i in ids])
         return out
 
+    def warnings(self) -> list[str]:
+        """Say so when a model did not beat ranking by mean leaderboard score under leave-lineage-out."""
+        out = []
+        for _, m in self.parts:
+            cal = m.calibration_ or {}
+            ours, rule = cal.get("lineage_cv", {}).get("spearman"), cal.get("mean_score_spearman")
+            if ours is not None and rule is not None and not ours > rule:
+                out.append(
+                    f"this model does not beat ranking by mean leaderboard score out of sample "
+                    f"(leave-lineage-out Spearman {ours:.2f} vs {rule:.2f}); treat its order with caution"
+                )
+        return out[:1]
+
     def used_features(self) -> list[str]:
         names = []
         for _, m in self.parts:
@@ -186,6 +199,7 @@ def rank(
     columns = {k: v[rows] for k, v in candidates.columns.items()}
     members = np.clip(objective.members(columns), 0.0, 100.0)  # (n_bags, n) points
     predicted = members.mean(axis=0)
+    notes += objective.warnings()
     residuals = objective.residuals()
     if residuals is None:
         notes.append("this predictor stores no calibration residuals: no intervals or top-k odds (refit it)")

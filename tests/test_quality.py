@@ -150,3 +150,10 @@ def test_bad_weights(run, weights, fragment):
 
 def test_weights_with_a_section_target_is_a_usage_error(run):
     assert_one_line_error(run("rank", EXAMPLES / "candidates.csv", "--weights", "chat=1", "--target", "chat"), "--weights")
+
+
+def test_rank_says_when_the_model_does_not_beat_mean_score(run):
+    bt = run("rank", EXAMPLES / "candidates.csv", "--recipe", "bradley_terry", "--format", "json")
+    assert bt.exit_code == 0 and "does not beat ranking by mean leaderboard score" in bt.stderr
+    reg = run("rank", EXAMPLES / "candidates.csv", "--format", "json")
+    assert reg.exit_code == 0 and "does not beat" not in reg.stderr
