@@ -12,13 +12,13 @@ import hashlib
 import io
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from predictor import features as F
+from predictor.atomic import atomic_file
 from predictor.errors import DataError
 
 V2_FILE = "open_llm_leaderboard_v2.csv"
@@ -261,15 +261,10 @@ def _write_cache(path: Path, snapshot: Snapshot) -> None:
     in_v2[[snapshot.index[m] for m in snapshot.v2_ids]] = True
     arrays = {f"col_{name}": col for name, col in snapshot.columns.items()}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".snapshot-", suffix=".npz", delete=False) as f:
+        with atomic_file(path, "wb") as f:
             np.savez(f, ids=np.array(snapshot.ids), in_v2=in_v2, **arrays)
-        os.replace(f.name, path)
     except OSError:
-        try:
-            os.unlink(f.name)
-        except (OSError, UnboundLocalError):
-            pass
+        pass  # a read-only cache is fine: the next run parses again
 
 
 def _parse_snapshot(bench: Path) -> Snapshot:

@@ -42,14 +42,13 @@ import csv
 import io
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from predictor import features as F
+from predictor.atomic import write_text
 from predictor.data import read_csv, require_column
 from predictor.errors import DataError
 
@@ -339,21 +338,9 @@ def write_features(out: Path, models: list[ModelScores]) -> None:
     writer.writerow(header)
     for r in rows.values():
         writer.writerow([r.get(c, "") for c in header])
-    atomic_write(out, buf.getvalue())
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write beside ``path`` under a temporary name, then rename: readers never see half a file."""
-    if path.parent and not path.parent.is_dir():
-        raise DataError(f"{path}: folder {path.parent} does not exist")
+    if out.parent and not out.parent.is_dir():
+        raise DataError(f"{out}: folder {out.parent} does not exist")
     try:
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent or ".",
-                                         prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
-            f.write(text)
-        os.replace(f.name, path)
+        write_text(out, buf.getvalue())
     except OSError as exc:
-        try:
-            os.unlink(f.name)
-        except (OSError, UnboundLocalError):
-            pass
-        raise DataError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise DataError(f"{out}: cannot write ({exc.strerror or exc})") from None

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from predictor.atomic import atomic_file
 from predictor.errors import DataError, MissingExtraError
 
 BESIDE = ("ridge", "mean OLL v2 score")  # baselines drawn next to the predictor
@@ -59,11 +58,8 @@ def evaluation_plot(ev, path: str | Path) -> Path:
                  f"({ev.interval_level:.0%} intervals, coverage {ev.interval_coverage:.0%})", fontsize=11)
     fig.tight_layout()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-        os.close(fd)
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_file(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=110)
     except OSError as exc:
         raise DataError(f"{path}: cannot write the plot ({exc.strerror or exc})") from None
     finally:

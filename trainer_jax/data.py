@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from predictor.errors import DataError, MissingExtraError
+from predictor.errors import DataError
+from trainer_jax.tokenizer import load_tokenizer  # noqa: F401  (the one loader; re-exported for callers of data)
 
 ATTRIBUTES: tuple[str, ...] = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 ROLES = ("system", "user", "assistant")
@@ -221,24 +222,6 @@ class TokenizedData:
     def lengths(self) -> np.ndarray:
         """(N,) int64 longest sequence of each example."""
         return np.array([max(len(s) for s in seqs) for seqs in self.sequences], dtype=np.int64)
-
-
-def load_tokenizer(path: str | os.PathLike):
-    """``AutoTokenizer.from_pretrained`` on a local directory, with a one-line DataError on failure."""
-    try:
-        from transformers import AutoTokenizer
-    except ImportError:
-        raise MissingExtraError("train", "transformers") from None
-    path = Path(path)
-    if not path.is_dir():
-        raise DataError(f"{path}: tokenizer directory not found")
-    if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
-        raise DataError(f"{path}: no tokenizer files (tokenizer.json, tokenizer_config.json or tokenizer.model)")
-    try:
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    except Exception as e:  # any failure to build a tokenizer from these files is a data problem
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{path}: cannot load a tokenizer ({first})") from None
 
 
 def render(tokenizer: Any, messages: Sequence[Message]) -> str:

@@ -17,22 +17,20 @@ so an interrupted run resumes where it stopped; the sidecar is removed on comple
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import functools
 import gzip
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from predictor.atomic import atomic_file
 from predictor.errors import DataError
 from trainer_jax import require_train_extra
 
@@ -240,18 +238,8 @@ def score_documents(
 
 
 def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, newline="") as f:
+        write(f)
 
 
 def partial_path(out_path: str | Path, model_id: str) -> Path:

@@ -22,13 +22,11 @@ section has at least one subset; ``strict=True`` turns any gap into a DataError 
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from predictor.atomic import atomic_file
 from predictor.errors import DataError
 from trainer_jax.data import read_jsonl
 
@@ -148,21 +147,10 @@ class RewardBenchResult:
 
 # ----------------------------------------------------------------------------------------------- I/O
 def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> None:
-    """Write one JSON object per line to a temporary file next to ``path``, then os.replace it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write one JSON object per line, atomically (``predictor.atomic``)."""
+    with atomic_file(path) as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def read_score_rows(path: str | os.PathLike) -> list[tuple[str, dict[str, Any]]]:

@@ -12,13 +12,13 @@ RewardBench v1 sections are computed (``trainer_jax.rewardbench.score_v1``).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from predictor.errors import ArtifactError, DataError
 from trainer_jax import require_train_extra
+from trainer_jax.data import read_jsonl
 from trainer_jax.tokenizer import check_messages, encode_chat, encode_text, load_tokenizer
 
 SCHEMA_VERSION = 1
@@ -46,25 +46,8 @@ class ScoreReport:
 
 
 def read_pairs(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) for every non-blank line; DataError naming the line for bad JSON or non-objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: pairs file not found")
-    rows = []
-    try:
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-                rows.append((lineno, row))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read pairs file ({exc})") from None
+    """(line number, row) for every non-blank line of a JSONL(.gz) file; DataError naming bad lines."""
+    rows = list(read_jsonl(path))
     if not rows:
         raise DataError(f"{path}: no rows to score")
     return rows

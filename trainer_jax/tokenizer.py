@@ -22,11 +22,16 @@ def load_tokenizer(model_dir: str | Path):
     require_train_extra()
     from transformers import AutoTokenizer
 
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: tokenizer directory not found")
+    if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        raise ArtifactError(f"{path}: no tokenizer files (tokenizer.json, tokenizer_config.json or tokenizer.model)")
     try:
-        tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as exc:  # transformers raises OSError/ValueError/... for missing or broken files
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ArtifactError(f"{model_dir}: cannot load its tokenizer ({reason})") from None
+        raise ArtifactError(f"{path}: cannot load its tokenizer ({reason})") from None
     if tok.pad_token is None:
         if tok.eos_token is None:
             raise ArtifactError(

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from predictor.errors import DataError
+from predictor.errors import ArtifactError, DataError
 from trainer_jax import data as D
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preferences"
@@ -167,13 +167,13 @@ def test_missing_file_and_bad_tokenizer_dir(tmp_path):
         D.read_preferences(tmp_path / "nope.jsonl")
     pytest.importorskip("transformers")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no tokenizer files"):
+    with pytest.raises(ArtifactError, match="no tokenizer files"):
         D.load_tokenizer(tmp_path / "empty")
-    with pytest.raises(DataError, match="tokenizer directory not found"):
+    with pytest.raises(ArtifactError, match="tokenizer directory not found"):
         D.load_tokenizer(tmp_path / "absent")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "tokenizer.json").write_text("{not json")
-    with pytest.raises(DataError, match=r"broken: cannot load a tokenizer \(") as info:
+    with pytest.raises(ArtifactError, match=r"broken: cannot load its tokenizer \(") as info:
         D.load_tokenizer(tmp_path / "broken")
     assert "\n" not in str(info.value)
 

@@ -121,7 +121,7 @@ def test_malformed_rows_name_the_line(tmp_path, lines, message):
 
 
 def test_missing_pairs_file_and_bad_batch_size(tmp_path):
-    with pytest.raises(DataError, match="pairs file not found"):
+    with pytest.raises(DataError, match="data file not found"):
         score_pairs(MODEL, tmp_path / "none.jsonl")
     with pytest.raises(DataError, match="batch size"):
         score_pairs(MODEL, _write(tmp_path / "p.jsonl", ROWS[:1]), batch_size=0)

@@ -1,0 +1,37 @@
+"""Atomic file writes: a temporary file beside the destination, fsync, then ``os.replace``.
+
+A reader sees the old file or the new one, never a half-written one; a failure (or a kill) leaves
+the destination as it was and removes the temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w", *, newline: str | None = None) -> Iterator[IO]:
+    """``with atomic_file(path) as f: f.write(...)`` — text (UTF-8) or binary (``mode="wb"``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding, newline=None if "b" in mode else newline) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_file(path, newline="") as f:
+        f.write(text)
