@@ -113,7 +113,7 @@ def fit(labels, no_shipped_labels, features, out, seed):
     from pathlib import Path
 
     from predictor import artifact
-    from predictor.data import LABELS_FILE, benchmarks_dir
+    from predictor.data import LABELS_FILE, benchmarks_dir, shipped_predictor_dir
     from predictor.fit import fit_bundle
 
     paths = [Path(p) for p in labels]
@@ -123,9 +123,25 @@ def fit(labels, no_shipped_labels, features, out, seed):
         raise click.UsageError("--no-shipped-labels needs at least one --labels file")
     artifact.check_destination(out)
     bundle = fit_bundle(paths, feature_paths=[Path(p) for p in features], seed=seed)
-    artifact.save(bundle, out)
+    shipped = None if no_shipped_labels else artifact.load(shipped_predictor_dir()).metadata.get("version")
+    artifact.save(bundle, out, parent=shipped)
     fitted = ", ".join(f"{r}/{t}" for r, t in sorted(bundle.models))
     note(f"wrote {out} ({len(bundle.models)} models: {fitted})")
+
+
+@main.command()
+@click.argument("predictors", nargs=-1, metavar="[DIR]...")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def inspect(predictors, fmt):
+    """List predictor artifacts: version, parent, inputs and fit-time leave-lineage-out quality."""
+    from predictor import artifact, render
+    from predictor.data import shipped_predictor_dir
+
+    summaries = [artifact.summary(p) for p in (predictors or [shipped_predictor_dir()])]
+    if fmt == "json":
+        click.echo(render.to_json({"schema_version": 1, "predictors": summaries}), nl=False)
+    else:
+        render.artifacts_table(summaries)
 
 
 @main.command()

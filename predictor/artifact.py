@@ -11,11 +11,13 @@ killed ``fit`` never leaves a half-written artifact.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from predictor.errors import ArtifactError
@@ -67,22 +69,39 @@ def check_destination(out_dir: str | Path) -> Path:
     return out_dir
 
 
-def save(bundle: Bundle, out_dir: str | Path) -> Path:
-    """Write ``bundle`` to ``out_dir`` atomically; an existing artifact there is replaced."""
+def save(bundle: Bundle, out_dir: str | Path, *, parent: str | None = None) -> Path:
+    """Write ``bundle`` to ``out_dir`` atomically; an existing artifact there is replaced.
+
+    The artifact's ``version`` is a digest of its models and their state (the same inputs and seed
+    give the same version); ``parent`` is the version it replaces at ``out_dir``, else ``parent``.
+    """
     out_dir = check_destination(out_dir)
+    if (out_dir / METADATA).is_file():
+        parent = load(out_dir).metadata.get("version", parent)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         (tmp / "models").mkdir()
         entries = {}
+        digest = hashlib.sha256()
         for (recipe, target), predictor in sorted(bundle.models.items()):
             files = []
             for k, text in enumerate(predictor.model_strings()):
                 name = _model_file(recipe, target, k)
                 (tmp / name).write_text(text, encoding="utf-8")
                 files.append(name)
+                digest.update(text.encode())
             entries[f"{recipe}/{target}"] = {**predictor.state(), "files": files}
-        metadata = {**bundle.metadata, "schema_version": SCHEMA_VERSION, "models": entries}
+        digest.update(json.dumps(entries, sort_keys=True).encode())
+        version = digest.hexdigest()[:12]
+        metadata = {
+            **bundle.metadata,
+            "schema_version": SCHEMA_VERSION,
+            "version": version,
+            "parent": None if parent == version else parent,  # a refit of identical inputs has no parent
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "models": entries,
+        }
         (tmp / METADATA).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         _replace_dir(tmp, out_dir)
     except BaseException:
@@ -133,3 +152,30 @@ def _load_model(path: Path, key: str, entry: dict) -> RewardPredictor:
     except (OSError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path}: model files of {key} are unreadable ({exc}); refit") from None
     return RewardPredictor.from_state(entry, strings)
+
+
+def summary(path: str | Path) -> dict:
+    """What ``basepick inspect`` shows of one artifact: identity, provenance, fit-time quality."""
+    bundle = load(path)
+    meta = bundle.metadata
+    models = {}
+    for key, entry in sorted(meta["models"].items()):
+        cal = entry.get("calibration") or {}
+        models[key] = {
+            "features": entry["config"]["features"],
+            "members": len(entry["files"]),
+            "labelled_models": len(cal.get("ids", [])),
+            "lineage_cv": cal.get("lineage_cv"),
+            "mean_score_spearman": cal.get("mean_score_spearman"),
+        }
+    return {
+        "path": str(Path(path)),
+        "version": meta.get("version"),
+        "parent": meta.get("parent"),
+        "created": meta.get("created"),
+        "basepick_version": meta.get("basepick_version"),
+        "versions": meta.get("versions"),
+        "seed": meta.get("seed"),
+        "data": meta.get("data"),
+        "models": models,
+    }

@@ -118,3 +118,29 @@ def evaluation_table(ev, file=None) -> None:
               f"{ev.interval_coverage:.0%} out of fold.")
     for line in ev.verdict:
         out.print(line)
+
+
+def artifacts_table(summaries: list[dict], file=None) -> None:
+    """Per artifact: identity and inputs, then one row per model with fit-time leave-lineage-out quality."""
+    from rich.table import Table
+
+    out = console(file)
+
+    def fmt(value):
+        return "—" if value is None else f"{value:.2f}"
+
+    for s in summaries:
+        labels = ", ".join(f"{d['file']} ({d['sha256'][:8]})" for d in (s["data"] or {}).get("labels", []))
+        table = Table(
+            title=f"{s['path']}\nversion {s['version'] or '—'} · parent {s['parent'] or '—'} · created "
+            f"{s['created'] or '—'} · basepick {s['basepick_version']} · seed {s['seed']}\nlabels: {labels}",
+            title_justify="left",
+        )
+        for name, justify in (("model", "left"), ("labelled", "right"), ("features", "right"), ("ρ", "right"),
+                              ("ρ mean score", "right"), ("MAE", "right"), ("regret@1/bkt", "right")):
+            table.add_column(name, justify=justify)
+        for key, m in s["models"].items():
+            cv = m["lineage_cv"] or {}
+            table.add_row(key, str(m["labelled_models"]), str(len(m["features"])), fmt(cv.get("spearman")),
+                          fmt(m["mean_score_spearman"]), fmt(cv.get("mae")), fmt(cv.get("regret@1/bucket")))
+        out.print(table)
