@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 
 from predictor.errors import DataError
-from trainer_jax.tokenizer import load_tokenizer  # noqa: F401  (the one loader; re-exported for callers of data)
 
 ATTRIBUTES: tuple[str, ...] = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 ROLES = ("system", "user", "assistant")

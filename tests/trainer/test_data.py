@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from predictor.errors import ArtifactError, DataError
 from trainer_jax import data as D
+from trainer_jax.tokenizer import load_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preferences"
 HH20 = FIXTURES / "hh_rlhf_harmless_base_test_first20.jsonl.gz"
@@ -48,13 +49,13 @@ def build_tokenizer_dir(path: Path, chat_template: str | None) -> Path:
 @pytest.fixture(scope="module")
 def chat_tokenizer(tmp_path_factory):
     pytest.importorskip("transformers")
-    return D.load_tokenizer(build_tokenizer_dir(tmp_path_factory.mktemp("tok") / "chat", TEMPLATE))
+    return load_tokenizer(build_tokenizer_dir(tmp_path_factory.mktemp("tok") / "chat", TEMPLATE))
 
 
 @pytest.fixture(scope="module")
 def plain_tokenizer(tmp_path_factory):
     pytest.importorskip("transformers")
-    return D.load_tokenizer(build_tokenizer_dir(tmp_path_factory.mktemp("tok") / "plain", None))
+    return load_tokenizer(build_tokenizer_dir(tmp_path_factory.mktemp("tok") / "plain", None))
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -168,13 +169,13 @@ def test_missing_file_and_bad_tokenizer_dir(tmp_path):
     pytest.importorskip("transformers")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArtifactError, match="no tokenizer files"):
-        D.load_tokenizer(tmp_path / "empty")
+        load_tokenizer(tmp_path / "empty")
     with pytest.raises(ArtifactError, match="tokenizer directory not found"):
-        D.load_tokenizer(tmp_path / "absent")
+        load_tokenizer(tmp_path / "absent")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "tokenizer.json").write_text("{not json")
     with pytest.raises(ArtifactError, match=r"broken: cannot load its tokenizer \(") as info:
-        D.load_tokenizer(tmp_path / "broken")
+        load_tokenizer(tmp_path / "broken")
     assert "\n" not in str(info.value)
 
 

@@ -1,0 +1,80 @@
+"""Mesh and shardings; 8 fake CPU devices (subprocess) give the loss trajectory of one device."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("jax")
+pytest.importorskip("flax")
+pytest.importorskip("optax")
+pytest.importorskip("orbax.checkpoint")
+pytest.importorskip("transformers")
+
+import jax  # noqa: E402
+from jax.sharding import PartitionSpec as P  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "train"))
+import builders as B  # noqa: E402
+
+from trainer_jax import mesh as M  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_param_spec_shards_the_largest_divisible_axis():
+    assert M.param_spec((300, 32), 8) == P(None, "fsdp")  # 300 is not divisible by 8, 32 is
+    assert M.param_spec((64, 96), 8) == P(None, "fsdp")
+    assert M.param_spec((96, 64), 4) == P("fsdp", None)
+    assert M.param_spec((3,), 8) == P()
+    assert M.param_spec((), 8) == P()
+    assert M.param_spec((300, 32), 1) == P()
+
+
+def test_single_device_mesh_is_the_same_code_path():
+    mesh = M.make_mesh()
+    assert mesh.axis_names == ("data", "fsdp") and mesh.devices.size == jax.device_count()
+    x = M.shard_batch(mesh, __import__("numpy").arange(8 * 3).reshape(8, 3))
+    assert x.shape == (8, 3)
+    with pytest.raises(ValueError, match="does not cover"):
+        M.make_mesh(data=jax.device_count() + 1, fsdp=1)
+
+
+STEPS = dict(max_steps=4, eval_every=100, checkpoint_every=100)  # validation and checkpoint at the end only
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_eight_fake_devices_match_one_device(tmp_path_factory, tmp_path):
+    from trainer_jax.train import train
+
+    ws = B.workspace(tmp_path_factory)
+    assert jax.device_count() == 1
+    train(ws / "base", ws / "train.jsonl", ws / "val.jsonl", tmp_path / "one", B.tiny_config(**STEPS))
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    code = f"""
+import sys
+sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(Path(B.__file__).parent)!r})
+import jax, builders as B
+from pathlib import Path
+from trainer_jax.train import train
+assert jax.device_count() == 8
+ws = Path({str(ws)!r})
+config = B.tiny_config(mesh_data=2, **{STEPS!r})  # mesh data=2 x fsdp=4: both axes in use
+train(ws / "base", ws / "train.jsonl", ws / "val.jsonl", {str(tmp_path / "eight")!r}, config)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, eight = _records(tmp_path / "one"), _records(tmp_path / "eight")
+    losses_1 = [r["loss"] for r in one if "loss" in r]
+    losses_8 = [r["loss"] for r in eight if "loss" in r]
+    assert len(losses_1) == len(losses_8) == 4
+    for a, b in zip(losses_1, losses_8):
+        assert abs(a - b) <= 1e-5 * abs(a), (losses_1, losses_8)
+    assert [r["eval_accuracy"] for r in one if "eval_accuracy" in r] == [
+        r["eval_accuracy"] for r in eight if "eval_accuracy" in r]

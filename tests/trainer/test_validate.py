@@ -1,0 +1,87 @@
+"""`basepick validate`: predictions of the shipped predictor against measured labels (no jax needed)."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from predictor.data import benchmarks_dir
+from predictor.errors import DataError
+from tests.conftest import assert_one_line_error
+from trainer_jax.validate import spearman, validate
+
+SEED_LABELS = benchmarks_dir() / "seed_paper_rewardbench.csv"
+
+
+@pytest.fixture
+def labels(tmp_path):
+    lines = SEED_LABELS.read_text().splitlines()
+    header, rows = lines[0], [r for r in lines[1:] if ",regression," in r][:4]
+    rows.append("unknown-org/not-a-model,regression,helpsteer2,rewardbench-v1,50,50,50,50,50")
+    path = tmp_path / "labels.csv"
+    path.write_text("\n".join([header + ",run_dir", *(r + ",/runs/x" for r in rows)]) + "\n")
+    return path
+
+
+def test_rows_ranks_and_metrics(labels):
+    report = validate(labels)
+    assert len(report.rows) == 4 and len(report.summaries) == 1
+    assert report.skipped == ("unknown-org/not-a-model (regression): not in the shipped benchmark snapshot",)
+    measured = [r.measured["score"] for r in report.rows]
+    assert measured == sorted(measured, reverse=True)  # rows in measured order
+    assert [r.measured_rank for r in report.rows] == [1, 2, 3, 4]
+    assert sorted(r.predicted_rank for r in report.rows) == [1, 2, 3, 4]
+    for r in report.rows:
+        assert r.error == pytest.approx(r.predicted["score"] - r.measured["score"])
+        assert r.rank_change == r.measured_rank - r.predicted_rank
+        assert set(r.predicted) == {"score", "chat", "chat_hard", "safety", "reasoning"}
+    (summary,) = report.summaries
+    assert summary.mae == pytest.approx(np.mean([abs(r.error) for r in report.rows]))
+    expected_rho = spearman(np.array([r.predicted["score"] for r in report.rows]), np.array(measured))
+    assert summary.spearman == pytest.approx(expected_rho)
+    out = report.to_json()
+    assert out["schema_version"] == 1 and json.dumps(out)
+
+
+def test_metrics_need_three_rows(tmp_path):
+    lines = SEED_LABELS.read_text().splitlines()
+    path = tmp_path / "two.csv"
+    path.write_text("\n".join([lines[0], *[r for r in lines[1:] if ",bradley_terry," in r][:2]]) + "\n")
+    (summary,) = validate(path).summaries
+    assert summary.n == 2 and summary.mae is None and summary.spearman is None
+
+
+def test_spearman():
+    assert spearman(np.array([1, 2, 3]), np.array([10, 20, 30])) == pytest.approx(1.0)
+    assert spearman(np.array([1, 2, 3]), np.array([3, 2, 1])) == pytest.approx(-1.0)
+    assert spearman(np.array([1, 2, 2, 3]), np.array([1, 3, 2, 4])) == pytest.approx(0.9486833)
+    assert math.isnan(spearman(np.array([1, 1, 1]), np.array([1, 2, 3])))
+
+
+def test_nothing_predictable_is_an_error(tmp_path):
+    path = tmp_path / "l.csv"
+    path.write_text("model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\n"
+                    "a/b,regression,d,rewardbench-v1,1,2,3,4,2.5\n")
+    with pytest.raises(DataError, match="no label row can be predicted"):
+        validate(path)
+
+
+def test_cli_table_json_and_errors(run, labels, tmp_path):
+    table = run("validate", labels)
+    assert table.exit_code == 0 and "recipe regression: 4 bases" in table.stdout and "MAE" in table.stdout
+    assert "skipped unknown-org/not-a-model" in table.stderr
+    as_json = run("validate", labels, "--format", "json")
+    assert as_json.exit_code == 0 and len(json.loads(as_json.stdout)["rows"]) == 4
+    assert_one_line_error(run("validate", tmp_path / "missing.csv"), "missing.csv")
+    assert_one_line_error(run("validate", labels, "--predictor", tmp_path), str(tmp_path))
+
+
+def test_validate_and_recipes_import_no_jax():
+    import subprocess
+    import sys
+
+    code = ("import sys, cli, trainer_jax, trainer_jax.validate, trainer_jax.recipes, trainer_jax.labels; "
+            "assert not {'jax', 'flax', 'optax', 'torch'} & set(sys.modules), sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

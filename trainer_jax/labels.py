@@ -1,0 +1,74 @@
+"""Append a trained reward model's RewardBench result to a label file in basepick's label schema.
+
+The row carries ``predictor.data.LABEL_KEY`` + ``TARGETS`` (model_id, recipe, train_data, eval, chat,
+chat_hard, safety, reasoning, score; RewardBench points 0-100) plus run metadata columns, which
+``load_labels`` ignores. The file is rewritten atomically (read, write a temporary file, check it with
+``predictor.data.load_labels``, ``os.replace``). A row with the same key as the new one is replaced.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from predictor.data import LABEL_KEY, TARGETS, load_labels
+from predictor.errors import DataError
+
+def basepick_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("basepick")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    if not path.exists():
+        return [], []
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            return list(reader.fieldnames or []), list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read label file ({exc})") from None
+
+
+def check_label_file(path: str | os.PathLike) -> None:
+    """DataError unless ``path`` is absent or a label file predictor.data.load_labels accepts."""
+    path = Path(path)
+    if path.exists():
+        header, rows = _read(path)
+        if rows or header:
+            load_labels([path])
+    elif not path.parent.is_dir():
+        raise DataError(f"{path.parent}: directory for --labels-out does not exist")
+
+
+def append_label(path: str | os.PathLike, row: Mapping[str, Any]) -> bool:
+    """Add ``row`` to the label file (created if absent); returns True when it replaced a row of the same key."""
+    path = Path(path)
+    header, rows = _read(path)
+    new = {k: "" if v is None else (f"{v:.4f}" if isinstance(v, float) and k in TARGETS else str(v))
+           for k, v in row.items()}
+    columns = header or [*LABEL_KEY, *TARGETS]
+    columns += [c for c in new if c not in columns]
+    key = tuple(new[k] for k in LABEL_KEY)
+    kept = [r for r in rows if tuple((r.get(k) or "").strip() for k in LABEL_KEY) != key]
+    replaced = len(kept) != len(rows)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".csv", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, restval="", extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(kept + [new])
+        load_labels([Path(tmp)])  # the file must stay consumable by `basepick fit`
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return replaced

@@ -1,0 +1,138 @@
+"""``basepick validate``: the current predictor's predictions for trained bases against their measured labels.
+
+numpy + predictor only (no jax): it runs wherever ``basepick rank`` runs. For every label row whose base is
+known to the shipped snapshot, the predictor (shipped or ``--predictor DIR``) predicts each RewardBench
+target it has a model for; per row the report gives predicted vs measured points, the error and the rank
+of the base among the file's bases of the same recipe, under the predicted and the measured order. With
+at least 3 rows in a recipe it adds MAE and Spearman's rho of the overall score.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from predictor.metrics import spearman
+
+SCHEMA_VERSION = 1
+MIN_ROWS_FOR_METRICS = 3
+
+
+@dataclass(frozen=True)
+class ValidationRow:
+    model_id: str  # Hugging Face id of the base
+    recipe: str  # regression | bradley_terry
+    train_data: str  # label key: training data name
+    eval: str  # label key: evaluation, e.g. rewardbench-v1
+    predicted: dict[str, float]  # target -> predicted RewardBench points (0-100)
+    measured: dict[str, float]  # target -> measured points (NaN when the label lacks it)
+    error: float  # predicted - measured overall score, points
+    predicted_rank: int  # 1 = best among this file's bases of the recipe, by predicted score
+    measured_rank: int  # same by measured score
+    rank_change: int  # measured_rank - predicted_rank (> 0: the base did worse than predicted)
+
+
+@dataclass(frozen=True)
+class RecipeSummary:
+    recipe: str  # the recipe these rows were trained with
+    n: int  # rows compared
+    mae: float | None  # mean |error| of the overall score, points (None below 3 rows)
+    spearman: float | None  # rank correlation predicted vs measured overall score (None below 3 rows)
+    mae_by_target: dict[str, float] = field(default_factory=dict)  # target -> MAE over rows that have it
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    rows: tuple[ValidationRow, ...]  # compared rows, grouped by recipe, in measured-rank order
+    summaries: tuple[RecipeSummary, ...]  # one per recipe
+    skipped: tuple[str, ...]  # "model_id (recipe): why" for rows that could not be predicted
+    predictor: str  # artifact directory used
+
+    def to_json(self) -> dict:
+        def clean(value):
+            if isinstance(value, float):
+                return None if math.isnan(value) else round(value, 4)
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [clean(v) for v in value]
+            return value
+
+        return {"schema_version": SCHEMA_VERSION, "predictor": self.predictor,
+                "rows": [clean(asdict(r)) for r in self.rows], "summaries": [clean(asdict(s)) for s in self.summaries],
+                "skipped": list(self.skipped)}
+
+
+def _competition_rank(values: np.ndarray) -> np.ndarray:
+    """Rank 1 = highest; ties share the best rank."""
+    return np.array([1 + int(np.sum(values > v)) for v in values], dtype=int)
+
+
+def validate(labels_path: str | Path, predictor_dir: str | Path | None = None) -> ValidationReport:
+    """Compare predictions with the measured labels in ``labels_path`` (see the module docstring)."""
+    from predictor import artifact
+    from predictor.candidates import fill_from_snapshot
+    from predictor.data import TARGETS, load_labels, load_snapshot, shipped_predictor_dir
+    from predictor.errors import DataError
+
+    labels = load_labels([Path(labels_path)])
+    source = Path(predictor_dir) if predictor_dir is not None else shipped_predictor_dir()
+    bundle = artifact.load(source)
+    snapshot = load_snapshot()
+    available = set(bundle.keys())
+    skipped, by_recipe = [], {}
+    for label in labels:
+        if (label.recipe, "score") not in available:
+            skipped.append(f"{label.model_id} ({label.recipe}): the predictor has no {label.recipe} model")
+        elif label.model_id not in snapshot.index:
+            skipped.append(f"{label.model_id} ({label.recipe}): not in the shipped benchmark snapshot")
+        else:
+            by_recipe.setdefault(label.recipe, []).append(label)
+    if not by_recipe:
+        raise DataError(f"{labels_path}: no label row can be predicted ({'; '.join(skipped)})")
+
+    rows, summaries = [], []
+    for recipe, group in sorted(by_recipe.items()):
+        candidates = fill_from_snapshot([lab.model_id for lab in group], {}, snapshot)
+        targets = [t for t in TARGETS if (recipe, t) in available]
+        predicted = {t: np.clip(bundle.get(recipe, t).predict(candidates.columns), 0.0, 100.0) for t in targets}
+        measured = {t: np.array([lab.values[t] for lab in group]) for t in targets}  # (N,) points each
+        p_rank, m_rank = _competition_rank(predicted["score"]), _competition_rank(measured["score"])
+        error = predicted["score"] - measured["score"]  # (N,) points
+        for i in np.argsort(m_rank, kind="stable"):
+            lab = group[i]
+            rows.append(ValidationRow(
+                lab.model_id, recipe, lab.train_data, lab.eval,
+                {t: float(predicted[t][i]) for t in targets}, {t: float(measured[t][i]) for t in targets},
+                float(error[i]), int(p_rank[i]), int(m_rank[i]), int(m_rank[i] - p_rank[i])))
+        enough = len(group) >= MIN_ROWS_FOR_METRICS
+        by_target = {}
+        for t in targets:
+            ok = ~np.isnan(measured[t])
+            if ok.any():
+                by_target[t] = float(np.mean(np.abs(predicted[t][ok] - measured[t][ok])))
+        summaries.append(RecipeSummary(recipe, len(group), float(np.mean(np.abs(error))) if enough else None,
+                                       spearman(predicted["score"], measured["score"]) if enough else None,
+                                       by_target))
+    return ValidationReport(tuple(rows), tuple(summaries), tuple(skipped), str(source))
+
+
+def render_table(report: ValidationReport) -> str:
+    """Plain-text table of a report (the CLI's ``--format table``)."""
+    lines = []
+    for summary in report.summaries:
+        lines.append(f"recipe {summary.recipe}: {summary.n} bases")
+        lines.append(f"  {'model_id':<44} {'predicted':>9} {'measured':>9} {'error':>7} {'rank p/m':>9} {'change':>6}")
+        for r in (r for r in report.rows if r.recipe == summary.recipe):
+            ranks = f"{r.predicted_rank}/{r.measured_rank}"
+            lines.append(f"  {r.model_id:<44} {r.predicted['score']:>9.2f} {r.measured['score']:>9.2f} "
+                         f"{r.error:>+7.2f} {ranks:>9} {r.rank_change:>+6d}")
+        if summary.mae is None:
+            lines.append(f"  MAE / Spearman need at least {MIN_ROWS_FOR_METRICS} bases")
+        else:
+            rho = "n/a" if summary.spearman is None or math.isnan(summary.spearman) else f"{summary.spearman:.3f}"
+            lines.append(f"  MAE {summary.mae:.2f} points, Spearman {rho}")
+    return "\n".join(lines)
