@@ -12,6 +12,7 @@ import numpy as np
 
 from predictor import features as F
 from predictor.metrics import spearman
+from predictor.model import nan_stats
 
 # The study's default choice: the Llama-3.x instruct model of each size bucket.
 DEFAULT_LLAMA = {
@@ -30,9 +31,7 @@ class _Standardiser:
     """Centre and scale with training statistics; a missing value becomes the training mean (0)."""
 
     def __init__(self, X: np.ndarray):
-        self.mean = np.nanmean(X, axis=0)
-        self.scale = np.nanstd(X, axis=0)
-        self.scale[~(self.scale > 0)] = 1.0
+        self.mean, self.scale = nan_stats(X)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         return np.nan_to_num((X - self.mean) / self.scale)

@@ -24,7 +24,6 @@ top-k of each size bucket (<3B, 3-6B, >=6B) before and after, ranked with the sh
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -280,8 +279,8 @@ def check(dump_path: str | Path, *, against: str | Path | None = None, tolerance
                       "max_removed": tolerance.max_removed, "eval_drop": tolerance.eval_drop},
         "validation": validation,
         "diff": diff,
-        "top_k": _top_k(shipped, before, pool_before, after, pool_after, top_k, recipe),
-        "evaluation": _evaluation(shipped, before, after, dump, recipe, tolerance, failures),
+        "top_k": _top_k(before, pool_before, after, pool_after, top_k, recipe),
+        "evaluation": _evaluation(before, after, recipe, tolerance, failures),
         "notes": notes,
         "failures": failures,
         "passed": not failures,
@@ -350,26 +349,15 @@ def _diff(dump: Dump, before: D.Snapshot, pool: list[str], full: bool, tol: Tole
             "removed": removed[:SHOWN], "n_removed": len(removed), "changes": changes}
 
 
-_SHIPPED: dict[tuple, object] = {}  # predictions and evaluation on the (immutable) shipped snapshot, per process
-
-
-def _shipped(key: tuple, compute):
-    if key not in _SHIPPED:
-        _SHIPPED[key] = compute()
-    return _SHIPPED[key]
-
-
 def _predict(snapshot: D.Snapshot, ids: list[str], recipe: str, bundle) -> dict[str, tuple[float, str]]:
     """model id → (predicted RewardBench score, size bucket) with the shipped predictor."""
-    from predictor.candidates import fill_from_snapshot
-    from predictor.rank import rank
+    from predictor.candidates import ids_only
 
     if not ids:
         return {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ranking = rank(fill_from_snapshot(ids, {}, snapshot, where="check"), bundle, recipe=recipe)
-    return {c.model_id: (c.predicted, c.size_bucket) for c in ranking.candidates}
+    table = ids_only(ids, snapshot)
+    predicted = bundle.get(recipe, "score").predict(table.columns)
+    return {m: (float(p), F.size_bucket(s)) for m, p, s in zip(ids, predicted, table.columns["params_b"])}
 
 
 def _tops(predictions: dict[str, tuple[float, str]], k: int) -> dict[str, list[str]]:
@@ -392,21 +380,12 @@ def _unchanged(before: D.Snapshot, after: D.Snapshot, ids: list[str]) -> set[str
     return {m for m, s in zip(ids, same) if s}
 
 
-def _predictions(shipped: D.Snapshot, snapshot: D.Snapshot, pool: list[str], recipe: str, bundle) -> dict:
-    """Predictions for ``pool``: the shipped snapshot's where a model's row is unchanged, else fresh ones."""
-    base = _shipped(("predictions", recipe), lambda: _predict(shipped, shipped.v2_ids, recipe, bundle))
-    keep = _unchanged(shipped, snapshot, [m for m in pool if m in base])
-    out = {m: base[m] for m in keep}
-    out.update(_predict(snapshot, [m for m in pool if m not in keep], recipe, bundle))
-    return out
-
-
-def _top_k(shipped, before, pool_before, after, pool_after, k: int, recipe: str) -> dict:
+def _top_k(before, pool_before, after, pool_after, k: int, recipe: str) -> dict:
     from predictor import artifact
 
     bundle = artifact.load(D.shipped_predictor_dir())
-    old_pred = _predictions(shipped, before, pool_before, recipe, bundle)
-    new_pred = _predictions(shipped, after, pool_after, recipe, bundle)
+    old_pred = _predict(before, pool_before, recipe, bundle)
+    new_pred = _predict(after, pool_after, recipe, bundle)
     old, new = _tops(old_pred, k), _tops(new_pred, k)
     buckets = {
         b: {"before": old[b], "after": new[b], "entered": [m for m in new[b] if m not in old[b]],
@@ -417,7 +396,7 @@ def _top_k(shipped, before, pool_before, after, pool_after, k: int, recipe: str)
             "changed": any(v["entered"] or v["left"] for v in buckets.values())}
 
 
-def _evaluation(shipped, before, after, dump: Dump, recipe: str, tol: Tolerance, failures: list[str]) -> dict:
+def _evaluation(before, after, recipe: str, tol: Tolerance, failures: list[str]) -> dict:
     """Leave-one-lineage-out selection quality on the labelled models with the old and the new features."""
     from predictor import evaluate as E
     from predictor import metrics as M
@@ -430,19 +409,12 @@ def _evaluation(shipped, before, after, dump: Dump, recipe: str, tol: Tolerance,
     keys = ("spearman", "regret@1/bucket", "coverage@5", "mae")
 
     def run(ds):
-        with warnings.catch_warnings():  # all-missing feature columns in a fold: expected, not news
-            warnings.simplefilter("ignore", RuntimeWarning)
-            m = M.selection_metrics(E.out_of_fold(ds, method, "lineage"), ds.y, ds.bucket)
+        m = M.selection_metrics(E.out_of_fold(ds, method, "lineage"), ds.y, ds.bucket)
         return {key: None if math.isnan(m[key]) else round(float(m[key]), 4) for key in keys}
 
-    def metrics_on(snapshot, ds=None):
-        if not set(old_ds.ids) - _unchanged(shipped, snapshot, old_ds.ids):
-            return dict(_shipped(("evaluation", recipe), lambda: run(E.dataset(labels, shipped, metadata, recipe, "score"))))
-        return run(ds or E.dataset(labels, snapshot, metadata, recipe, "score"))
-
-    old = metrics_on(before, old_ds)
-    try:
-        new = metrics_on(after) if touched else dict(old)
+    old = run(old_ds)
+    try:  # the labelled models' features did not change: the evaluation would not either
+        new = run(E.dataset(labels, after, metadata, recipe, "score")) if touched else dict(old)
     except BasepickError as exc:
         failures.append(f"the lineage-held-out evaluation cannot be fitted with the dump's features ({exc})")
         new = {key: None for key in keys}

@@ -76,9 +76,7 @@ class Offset:
 
     @classmethod
     def fit(cls, X: np.ndarray, y: np.ndarray, names: tuple[str, ...], l2: float) -> "Offset":
-        mean = np.nanmean(X, axis=0)  # (K,)
-        scale = np.nanstd(X, axis=0)
-        scale[~(scale > 0)] = 1.0
+        mean, scale = nan_stats(X)
         Z = np.nan_to_num((X - mean) / scale)  # (N, K) standardised, missing → 0
         A = np.c_[np.ones(len(Z)), Z]  # (N, 1+K)
         penalty = l2 * np.diag([0.0] + [1.0] * Z.shape[1])  # intercept not penalised
@@ -92,6 +90,18 @@ class Offset:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.intercept + self.terms(X).sum(axis=1)
+
+
+def nan_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations ignoring NaN; an all-missing or constant column gets (0, 1)."""
+    known = ~np.isnan(X)
+    count = known.sum(axis=0)  # (K,)
+    filled = np.where(known, X, 0.0)
+    mean = np.divide(filled.sum(axis=0), count, out=np.zeros(X.shape[1]), where=count > 0)
+    var = np.divide((np.where(known, X - mean, 0.0) ** 2).sum(axis=0), count, out=np.zeros(X.shape[1]), where=count > 0)
+    scale = np.sqrt(var)
+    scale[~(scale > 0)] = 1.0
+    return mean, scale
 
 
 def with_presence(config: ModelConfig, columns: dict[str, np.ndarray]) -> ModelConfig:
