@@ -274,8 +274,7 @@ def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_si
           rewardbench, train_data_name, max_length, truncate, seed, dtype, remat, warmup_steps, eval_every, max_steps,
           center, mesh_data, resume, distributed, fmt):
     """Train a reward model on BASE_DIR (a local Hugging Face model directory) and export it to RUN_DIR/model."""
-    import json
-
+    from predictor import render
     from trainer_jax import require_train_extra
 
     require_train_extra()
@@ -300,7 +299,7 @@ def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_si
             note(f"{result.data[f'{key}_filtered']} over-length {key} examples dropped (--max-length {max_length}; "
                  "--truncate left keeps them)")
     if fmt == "json":
-        click.echo(json.dumps(result.to_json(), indent=2))
+        click.echo(render.to_json(result.to_json()), nl=False)
     elif not result.finished:
         click.echo(f"run dir        {result.run_dir} (unfinished: continue with --resume)")
     else:
@@ -322,14 +321,13 @@ def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_si
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def validate(labels, predictor_dir, fmt):
     """Compare the predictor's predictions for the bases in LABELS.csv with their measured RewardBench labels."""
-    import json
-
+    from predictor import render
     from trainer_jax.validate import render_table, validate as run_validate
 
     report = run_validate(labels, predictor_dir)
     for skipped in report.skipped:
         note(f"skipped {skipped}")
-    click.echo(json.dumps(report.to_json(), indent=2) if fmt == "json" else render_table(report))
+    click.echo(render.to_json(report.to_json()) if fmt == "json" else render_table(report) + "\n", nl=False)
 
 
 
@@ -396,8 +394,7 @@ def probe_compare(inputs, bins, heatmap, fmt):
     Inputs are --scores-out files (per-document scores: exact histograms) or FEATURES.csv files (means and
     spreads only: compared as normal distributions, flagged as approximate).
     """
-    import json
-
+    from predictor import render
     from trainer_jax import probe_compare as pc
 
     result = pc.compare(pc.read_inputs(inputs, note=note), bins=bins)
@@ -405,7 +402,7 @@ def probe_compare(inputs, bins, heatmap, fmt):
         pc.write_heatmap(result, heatmap)
         note(f"wrote {heatmap}")
     if fmt == "json":
-        click.echo(json.dumps(result.to_json(), indent=2, allow_nan=False))
+        click.echo(render.to_json(result.to_json()), nl=False)
     else:
         pc.render_table(result)
 
@@ -426,10 +423,11 @@ def score(model_dir, data, out, batch_size, dtype, weights, fmt):
     """
     import json
 
+    from predictor import render
     from trainer_jax import require_train_extra
 
     require_train_extra()
-    from trainer_jax.score import score_pairs
+    from trainer_jax.score import render_table, score_pairs
 
     try:
         weight_list = [float(w) for w in weights.split(",")] if weights else None
@@ -439,18 +437,7 @@ def score(model_dir, data, out, batch_size, dtype, weights, fmt):
     if out is None:
         for row in report.rows:
             click.echo(json.dumps(row))
-    summary = json.dumps(report.to_dict(), indent=2) if fmt == "json" else _score_table(report)
-    click.echo(summary, err=out is None)
+    summary = render.to_json(report.to_dict()) if fmt == "json" else render_table(report) + "\n"
+    click.echo(summary, err=out is None, nl=False)
     if out is not None:
         note(f"wrote {report.n_pairs} rows to {out}")
-
-
-def _score_table(report) -> str:
-    lines = [f"pairs        {report.n_pairs}", f"accuracy     {100 * report.accuracy:.2f}%",
-             f"mean margin  {report.mean_margin:.4f}"]
-    rb = report.rewardbench
-    if rb is not None:
-        lines.append("RewardBench v1" + ("" if rb.complete else " (partial: some subsets missing)"))
-        lines += [f"  {section:<11}{100 * value:.2f}" for section, value in rb.sections.items()]
-        lines.append(f"  {'Score':<11}" + ("n/a" if rb.overall is None else f"{100 * rb.overall:.2f}"))
-    return "\n".join(lines)

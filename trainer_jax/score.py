@@ -200,3 +200,15 @@ def score_pairs(
         rewardbench=rb,
         rows=tuple(records),
     )
+
+
+def render_table(report: ScoreReport) -> str:
+    """The summary as plain aligned text (the rows are JSON lines)."""
+    lines = [f"pairs        {report.n_pairs}", f"accuracy     {100 * report.accuracy:.2f}%",
+             f"mean margin  {report.mean_margin:.4f}"]
+    rb = report.rewardbench
+    if rb is not None:
+        lines.append("RewardBench v1" + ("" if rb.complete else " (partial: some subsets missing)"))
+        lines += [f"  {section:<11}{100 * value:.2f}" for section, value in rb.sections.items()]
+        lines.append(f"  {'Score':<11}" + ("n/a" if rb.overall is None else f"{100 * rb.overall:.2f}"))
+    return "\n".join(lines)
