@@ -58,11 +58,14 @@ class RegressionExample:
 
 
 # -------------------------------------------------------------------------------------------- reading
-def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, row)`` for each non-blank line of a JSONL or JSONL.gz file."""
+def read_jsonl(path: str | os.PathLike, what: str = "data file") -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, row)`` for each non-blank line of a JSONL or JSONL.gz file.
+
+    Errors name the file (as ``what``: "data file", "corpus file", ...) and the line.
+    """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: data file not found")
+        raise DataError(f"{path}: {what} not found")
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8") as f:
@@ -77,7 +80,7 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
                     raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
                 yield lineno, row
     except (OSError, UnicodeDecodeError, EOFError) as e:
-        raise DataError(f"{path}: cannot read data file ({e})") from None
+        raise DataError(f"{path}: cannot read {what} ({e})") from None
 
 
 def read_preferences(path: str | os.PathLike) -> list[PreferenceExample]:

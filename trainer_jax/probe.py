@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import gzip
 import hashlib
 import json
 import re
@@ -33,6 +32,7 @@ import numpy as np
 from predictor.atomic import atomic_file
 from predictor.errors import DataError
 from trainer_jax import require_train_extra
+from trainer_jax.data import read_jsonl
 
 SCHEMA_VERSION = 1
 DEFAULT_TOKENS = 2048  # the seed study's first 2,048 tokens per document
@@ -108,39 +108,24 @@ def default_model_id(model_dir: str | Path) -> str:
 def read_corpus(path: str | Path, docs_per_domain: int | None = None) -> dict[str, list[str]]:
     """Domain -> texts in file order (first K per domain if given); DataError naming file:line on bad rows."""
     path = Path(path)
-    opener = gzip.open if path.name.endswith(".gz") else open
     domains: dict[str, list[str]] = {}
     raw_names: dict[str, str] = {}
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{where}: expected a JSON object with 'domain' and 'text'")
-                for field in ("domain", "text"):
-                    if not isinstance(row.get(field), str):
-                        raise DataError(f"{where}: field '{field}' is missing or not a string")
-                domain = normalise_domain(row["domain"])
-                if not domain:
-                    raise DataError(f"{where}: empty domain name {row['domain']!r}; use letters or digits")
-                if raw_names.setdefault(domain, row["domain"]) != row["domain"]:
-                    raise DataError(
-                        f"{where}: domains {raw_names[domain]!r} and {row['domain']!r} both become column "
-                        f"suffix {domain!r}; rename one"
-                    )
-                texts = domains.setdefault(domain, [])
-                if docs_per_domain is None or len(texts) < docs_per_domain:
-                    texts.append(row["text"])
-    except FileNotFoundError:
-        raise DataError(f"{path}: corpus file not found") from None
-    except (OSError, EOFError, UnicodeDecodeError) as exc:  # directories, bad gzip, binary files
-        raise DataError(f"{path}: cannot read the corpus ({exc})") from None
+    for lineno, row in read_jsonl(path, "corpus file"):
+        where = f"{path}:{lineno}"
+        for field in ("domain", "text"):
+            if not isinstance(row.get(field), str):
+                raise DataError(f"{where}: field '{field}' is missing or not a string")
+        domain = normalise_domain(row["domain"])
+        if not domain:
+            raise DataError(f"{where}: empty domain name {row['domain']!r}; use letters or digits")
+        if raw_names.setdefault(domain, row["domain"]) != row["domain"]:
+            raise DataError(
+                f"{where}: domains {raw_names[domain]!r} and {row['domain']!r} both become column "
+                f"suffix {domain!r}; rename one"
+            )
+        texts = domains.setdefault(domain, [])
+        if docs_per_domain is None or len(texts) < docs_per_domain:
+            texts.append(row["text"])
     if not domains:
         raise DataError(f"{path}: no documents; expected JSONL rows {{\"domain\": ..., \"text\": ...}}")
     return domains

@@ -21,8 +21,6 @@ distributions of per-document scores (nats/token):
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -32,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from predictor.errors import DataError, MissingExtraError
+from trainer_jax.data import read_jsonl  # numpy only: compare needs no train extra
 
 SCHEMA_VERSION = 1
 DEFAULT_BINS = 20  # bins for a domain known only through normal approximations
@@ -140,28 +139,18 @@ def _read_features(path: Path) -> list[ModelScores]:
 
 
 def _read_scores(path: Path) -> list[ModelScores]:
-    opener = gzip.open if path.name.endswith(".gz") else open
     values: dict[str, dict[str, list[float]]] = {}
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    model, domain, score = row["model_id"], row["domain"], float(row["score"])
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    raise DataError(
-                        f"{path}:{lineno}: expected a JSON row with model_id, domain and a numeric score "
-                        "(a --scores-out file of `basepick probe`)"
-                    ) from None
-                if not math.isfinite(score):
-                    raise DataError(f"{path}:{lineno}: score must be a finite number")
-                values.setdefault(str(model), {}).setdefault(str(domain), []).append(score)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from None
+    for lineno, row in read_jsonl(path, "scores file"):
+        try:
+            model, domain, score = row["model_id"], row["domain"], float(row["score"])
+        except (ValueError, KeyError, TypeError):
+            raise DataError(
+                f"{path}:{lineno}: expected a JSON row with model_id, domain and a numeric score "
+                "(a --scores-out file of `basepick probe`)"
+            ) from None
+        if not math.isfinite(score):
+            raise DataError(f"{path}:{lineno}: score must be a finite number")
+        values.setdefault(str(model), {}).setdefault(str(domain), []).append(score)
     if not values:
         raise DataError(f"{path}: no score rows")
     return [ModelScores(m, str(path), {d: np.asarray(v) for d, v in ds.items()}, {}) for m, ds in values.items()]

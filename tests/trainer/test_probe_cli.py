@@ -145,8 +145,8 @@ def _gz_garbage(tmp_path):
         (lambda p: _jsonl(p / "c.jsonl", [ROWS[0], {"domain": "empty", "text": ""}]), "domain 'empty' has no document"),
         (lambda p: _jsonl(p / "c.jsonl", [ROWS[0], "{broken"]), "c.jsonl:2: not valid JSON"),
         (lambda p: _jsonl(p / "c.jsonl", []), "no documents"),
-        (lambda p: p, "cannot read the corpus"),  # a directory
-        (_gz_garbage, "cannot read the corpus"),
+        (lambda p: p, "corpus file not found"),  # a directory
+        (_gz_garbage, "cannot read corpus file"),
         (lambda p: p / "missing.jsonl", "corpus file not found"),
     ],
 )

@@ -97,7 +97,7 @@ def test_features_with_equal_means_and_spreads_are_at_distance_zero(tmp_path):
         ('{"model_id": "m1", "domain": "code"}', "s.jsonl", "s.jsonl:1: expected a JSON row"),
         ("model_id,presence_code\nm1,-1\nm2,-2\n", "F.csv", "no 'spread_code' column"),
         ("model_id,ifeval\nm1,50\n", "F.csv", "no presence_<domain> columns"),
-        (None, "missing.jsonl", "no such file"),
+        (None, "missing.jsonl", "scores file not found"),
     ],
 )
 def test_bad_compare_input_is_one_error_line_exit_2(tmp_path, content, name, fragment):
