@@ -147,3 +147,47 @@ def test_random_tables_exit_0_or_one_line_error(run, tmp_path, header, cells):
     result = run("rank", path, "--format", "json")
     if result.exit_code != 0:
         assert_one_line_error(result)
+
+
+def test_evaluate_with_labels_for_unknown_models(run, tmp_path):
+    labels = write(
+        tmp_path / "l.csv",
+        "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\nacme/x,regression,hs2,rb1,90,70,80,85,81\n",
+    )
+    assert_one_line_error(run("evaluate", "--labels", labels), "acme/x", "snapshot does not know")
+
+
+_label_cell = st.one_of(
+    st.sampled_from(["google/gemma-2-9b-it", "Qwen/Qwen2.5-7B-Instruct", "regression", "bradley_terry", "", "nan",
+                     "101", "-5", "1e308", "80", "x"]),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    header=st.sampled_from([
+        "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score",
+        "model_id,recipe,score",
+        "model_id;recipe;train_data;eval;chat;chat_hard;safety;reasoning;score",
+    ]),
+    rows=st.lists(st.lists(_label_cell, min_size=9, max_size=9), max_size=3),
+    raw=st.one_of(st.none(), st.binary(max_size=200)),
+)
+def test_fit_on_random_label_files_is_exit_2_and_writes_nothing(run, tmp_path_factory, header, rows, raw):
+    import csv
+    import io
+
+    folder = tmp_path_factory.mktemp("fit")
+    if raw is None:
+        buf = io.StringIO()
+        csv.writer(buf).writerows([header.split(",")] + rows)
+        (folder / "l.csv").write_bytes(buf.getvalue().encode("utf-8", "replace"))
+    else:
+        (folder / "l.csv").write_bytes(raw)
+    result = run("fit", "--no-shipped-labels", "--labels", folder / "l.csv", "--out", folder / "out")
+    if result.exit_code == 0:  # a valid (tiny) label file is not expected from these strategies
+        pytest.fail(f"fit accepted {rows!r}")
+    assert_one_line_error(result)
+    assert not (folder / "out").exists()
