@@ -214,7 +214,7 @@ def check(dump, against, fmt, tolerance, max_changed, max_removed, eval_drop, to
     if fmt == "json":
         click.echo(render.to_json(report), nl=False)
     else:
-        K.render_table(report)
+        render.check_report(report)
     if report["failures"]:
         from predictor.errors import GateFailed
 

@@ -144,3 +144,45 @@ def artifacts_table(summaries: list[dict], file=None) -> None:
             table.add_row(key, str(m["labelled_models"]), str(len(m["features"])), fmt(cv.get("spearman")),
                           fmt(m["mean_score_spearman"]), fmt(cv.get("mae")), fmt(cv.get("regret@1/bucket")))
         out.print(table)
+
+
+def check_report(report: dict, file=None) -> None:
+    """`basepick check`'s report as plain rich tables (JSON with --format json carries every field)."""
+    from rich.table import Table
+
+    out = console(file)
+    d, v, diff = report["dump"], report["validation"], report["diff"]
+    out.print(f"basepick check: {d['path']} ({d['kind']}, {d['models']} models from {d['rows']} rows) "
+              f"against {report['against']['path']}")
+    out.print(f"validation: {v['n_invalid']} invalid value(s), {v['n_conflicts']} conflict(s), "
+              f"{v['duplicate_rows']} duplicate row(s), {v['n_unknown_ids']} id(s) new to the snapshot")
+    for item in v["invalid"]:
+        out.print(f"  row {item['row']} {item['model_id'][:50]} {item['column']}: {item['problem']}")
+    if v["missing"]:
+        out.print("missing benchmarks: " + ", ".join(f"{k} {n}" for k, n in v["missing"].items()))
+    out.print(f"models: {diff['common']} in both, {diff['n_added']} added, {diff['n_removed']} removed")
+    if diff["changes"]:
+        t = Table(title=f"Changes beyond {report['tolerance']['points']:g} points", title_justify="left")
+        for col, justify in (("benchmark", "left"), ("compared", "right"), ("changed", "right"),
+                             ("share", "right"), ("max |Δ|", "right"), ("lost", "right")):
+            t.add_column(col, justify=justify)
+        for name, c in diff["changes"].items():
+            t.add_row(name, str(c["compared"]), str(c["changed"]), f"{c['share']:.1%}", f"{c['max_abs_change']:.1f}",
+                      str(c["lost"]))
+        out.print(t)
+    top = report["top_k"]
+    t = Table(title=f"Top {top['k']} per size bucket ({top['recipe']})", title_justify="left")
+    for col in ("bucket", "before", "after", "entered", "left"):
+        t.add_column(col)
+    for b, entry in top["buckets"].items():
+        t.add_row(b, "\n".join(entry["before"]), "\n".join(entry["after"]), "\n".join(entry["entered"]) or "-",
+                  "\n".join(entry["left"]) or "-")
+    out.print(t)
+    e = report["evaluation"]
+    out.print(f"lineage-held-out ({e['recipe']}, {e['labelled_models']} labelled, {e['labelled_models_changed']} changed): "
+              + ", ".join(f"{k} {_num(e['before'][k])} → {_num(e['after'][k])}" for k in e["before"]))
+    out.print("PASSED" if report["passed"] else "FAILED: " + "; ".join(report["failures"]))
+
+
+def _num(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
