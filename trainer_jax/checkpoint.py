@@ -17,10 +17,8 @@ an ArtifactError naming the step; it is never loaded silently. Restores go into 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from predictor.atomic import atomic_file
+from predictor.data import sha256
 from predictor.errors import ArtifactError
 
 
@@ -45,27 +45,16 @@ def abstract_like(tree: Any) -> Any:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _files(step_dir: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for path in sorted(p for p in step_dir.rglob("*") if p.is_file()):
-        out[str(path.relative_to(step_dir))] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+        out[str(path.relative_to(step_dir))] = {"size": path.stat().st_size, "sha256": sha256(path)}
     return out
 
 
 def _write_json_atomic(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_file(path) as f:
         json.dump(payload, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 class RunCheckpoints:
@@ -137,7 +126,7 @@ class RunCheckpoints:
             path = actual.get(rel)
             if path is None:
                 raise ArtifactError(f"checkpoint {step_dir} is corrupt: {rel} is missing; {hint}")
-            if path.stat().st_size != info["size"] or _sha256(path) != info["sha256"]:
+            if path.stat().st_size != info["size"] or sha256(path) != info["sha256"]:
                 raise ArtifactError(f"checkpoint {step_dir} is corrupt: {rel} does not match its checksum; {hint}")
         extra = sorted(set(actual) - set(expected))
         if extra:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from predictor.atomic import atomic_file
+from predictor.data import sha256
 from predictor.errors import DataError
 from trainer_jax import require_train_extra
 from trainer_jax.data import read_jsonl
@@ -129,14 +129,6 @@ def read_corpus(path: str | Path, docs_per_domain: int | None = None) -> dict[st
     if not domains:
         raise DataError(f"{path}: no documents; expected JSONL rows {{\"domain\": ..., \"text\": ...}}")
     return domains
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -363,7 +355,7 @@ def probe(
     if scores_out is not None:
         _read_scores_lines(Path(scores_out), None)
     key = {"model_id": config.model_id, "model_dir": str(Path(model_dir).resolve()), "tokens": tokens,
-           "docs_per_domain": docs_per_domain, "dtype": dtype, "corpus_sha256": _sha256(corpus_path)}
+           "docs_per_domain": docs_per_domain, "dtype": dtype, "corpus_sha256": sha256(corpus_path)}
     sidecar = partial_path(out_path, config.model_id)
     done = {d: s for d, s in _load_partial(sidecar, key, note).items() if d in encoded}
     resumed = tuple(done)
