@@ -243,6 +243,11 @@ def rank(
                 features=sources,
             )
         )
+    if (n_missing := sum(bool(c.features[MISSING]) for c in out)):
+        notes.append(
+            f"{n_missing} candidate(s) lack features the model uses (see 'missing'): trees route them as unknown "
+            "and the linear offset uses the labelled models' average, so their predictions are less certain"
+        )
     if (n_out := sum(c.outside_labelled_range for c in out)):
         notes.append(
             f"{n_out} candidate(s) lie outside the labelled size range {low_p:g}-{high_p:g}B: their predictions "

@@ -117,3 +117,12 @@ def test_fit_then_rank_round_trip(run, tmp_path):
     shipped = rank_json(run, EXAMPLES / "candidates.csv")
     mine = rank_json(run, EXAMPLES / "candidates.csv", "--predictor", out_dir)
     assert mine == shipped  # the shipped artifact is a fit of the shipped labels with seed 0
+
+
+def test_missing_features_are_said_on_stderr(run, tmp_path):
+    path = write(tmp_path / "c.csv", "model_id,params_b\nacme/only-size,7\n")
+    result = run("rank", path, "--format", "json")
+    assert result.exit_code == 0
+    assert "1 candidate(s) lack features the model uses" in result.stderr
+    full = run("rank", EXAMPLES / "candidates.csv", "--format", "json")
+    assert "lack features" not in full.stderr
