@@ -1,8 +1,6 @@
 """Export to HF *ForSequenceClassification: reload by trainer_jax and by transformers gives the same rewards."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,21 +15,12 @@ from flax import nnx  # noqa: E402
 from predictor.errors import ArtifactError  # noqa: E402
 from trainer_jax.hf_export import export_reward_model  # noqa: E402
 from trainer_jax.hf_import import load_reward_model  # noqa: E402
+from tests.trainer.fixtures import make_fixtures as builders  # noqa: E402  (torch imported lazily)
 
 GOLDEN = Path(__file__).parent / "fixtures" / "models" / "gemma2-rm"
 IDS = np.array([[0, 0, 0, 11, 12, 13, 14], [21, 22, 23, 24, 25, 26, 27]], np.int32)  # (B, T)
 MASK = (IDS != 0).astype(np.int32)  # (B, T); test rows hold no pad id inside
 forward = nnx.jit(lambda model, ids, mask: model(ids, mask))
-
-
-def _builders():
-    name = "trainer_fixture_builders"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "fixtures" / "make_fixtures.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
 
 
 def test_export_round_trip_without_torch(tmp_path):
@@ -59,8 +48,7 @@ def test_transformers_loads_export_unchanged(tmp_path, family, kind, num_labels)
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    mf = _builders()
-    mf.build_hf_model(family, kind, tmp_path / "src", seed=3)
+    builders.build_hf_model(family, kind, tmp_path / "src", seed=3)
     model = load_reward_model(tmp_path / "src", num_labels=num_labels, seed=1)
     out = export_reward_model(model, tmp_path / "rm", source_dir=tmp_path / "src")
     hf, info = AutoModelForSequenceClassification.from_pretrained(str(out), output_loading_info=True)

@@ -1,8 +1,5 @@
 """fp32 parity of trainer_jax decoders with transformers (tiny random models, CPU torch, no network)."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,21 +11,12 @@ pytest.importorskip("torch")
 import numpy as np  # noqa: E402
 
 from trainer_jax.hf_import import load_causal_lm, load_reward_model  # noqa: E402
+from tests.trainer.fixtures import make_fixtures as builders  # noqa: E402  (torch imported lazily)
 
 TOL = 1e-4  # acceptance: max abs difference in fp32
 FAMILIES = ["llama", "llama_bias", "mistral", "qwen2", "gemma2", "phi3"]
 # Rows of 5, 40 and 17 tokens: 40 > the 16-token llama3 "original" context and > the 6-token windows.
 LENGTHS = (5, 40, 17)
-
-
-def _builders():
-    name = "trainer_fixture_builders"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "fixtures" / "make_fixtures.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
 
 
 def _masked_max(a, b, mask):
@@ -37,23 +25,21 @@ def _masked_max(a, b, mask):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_classifier_parity_both_padding_sides(family, tmp_path):
-    mf = _builders()
-    hf = mf.build_hf_model(family, "classifier", tmp_path, seed=0)
+    hf = builders.build_hf_model(family, "classifier", tmp_path, seed=0)
     model = load_reward_model(tmp_path)
     for side in ("left", "right"):
-        ids, mask = mf.padded_batch(LENGTHS, side, seed=3)
-        hidden, rewards = mf.hf_forward(hf, ids, mask)
+        ids, mask = builders.padded_batch(LENGTHS, side, seed=3)
+        hidden, rewards = builders.hf_forward(hf, ids, mask)
         assert _masked_max(model.model(ids, mask), hidden, mask) <= TOL
         np.testing.assert_allclose(np.asarray(model(ids, mask)), rewards, rtol=0, atol=TOL)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_causal_lm_parity_hidden_and_logits(family, tmp_path):
-    mf = _builders()
-    hf = mf.build_hf_model(family, "causal", tmp_path, seed=1)
+    hf = builders.build_hf_model(family, "causal", tmp_path, seed=1)
     lm = load_causal_lm(tmp_path)
-    ids, mask = mf.padded_batch(LENGTHS, "left", seed=4)
-    hidden, logits = mf.hf_forward(hf, ids, mask)
+    ids, mask = builders.padded_batch(LENGTHS, "left", seed=4)
+    hidden, logits = builders.hf_forward(hf, ids, mask)
     ours = lm(ids, mask)
     assert _masked_max(ours, hidden, mask) <= TOL
     assert _masked_max(lm.logits(ours), logits, mask) <= TOL
@@ -61,10 +47,9 @@ def test_causal_lm_parity_hidden_and_logits(family, tmp_path):
 
 def test_reward_model_from_causal_lm_matches_backbone(tmp_path):
     """A base LM dir gives a RewardModel whose backbone is the LM's; the fresh head is seeded."""
-    mf = _builders()
-    hf = mf.build_hf_model("llama", "causal", tmp_path, seed=2)
-    ids, mask = mf.padded_batch((7, 30), "right", seed=5)
-    hidden, _ = mf.hf_forward(hf, ids, mask)
+    hf = builders.build_hf_model("llama", "causal", tmp_path, seed=2)
+    ids, mask = builders.padded_batch((7, 30), "right", seed=5)
+    hidden, _ = builders.hf_forward(hf, ids, mask)
     a = load_reward_model(tmp_path, num_labels=3, seed=7)
     b = load_reward_model(tmp_path, num_labels=3, seed=7)
     assert _masked_max(a.model(ids, mask), hidden, mask) <= TOL
