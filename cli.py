@@ -163,7 +163,8 @@ def evaluate(labels, features, recipe, target, split, level, n_boot, no_baseline
     from predictor import render
     from predictor.data import LABELS_FILE, benchmarks_dir
     from predictor.errors import GateFailed
-    from predictor.evaluate import SPLITS, evaluate as run_evaluation
+    from predictor.evaluate import SPLITS
+    from predictor.evaluate import evaluate as run_evaluation
 
     if split not in SPLITS:
         raise click.BadParameter(f"{split!r} is not one of {', '.join(SPLITS)}", param_hint="'--split'")
@@ -282,8 +283,8 @@ def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_si
         import jax
 
         jax.distributed.initialize()
-    from trainer_jax.recipes import lr_grid, make_config
-    from trainer_jax.train import train as run_train
+    from trainer_jax.train.recipes import lr_grid, make_config
+    from trainer_jax.train.run import train as run_train
 
     if lr is not None and lr_sweep:
         raise click.UsageError("give either --lr or --lr-sweep, not both")
@@ -322,7 +323,8 @@ def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_si
 def validate(labels, predictor_dir, fmt):
     """Compare the predictor's predictions for the bases in LABELS.csv with their measured RewardBench labels."""
     from predictor import render
-    from trainer_jax.validate import render_table, validate as run_validate
+    from trainer_jax.evals.validate import render_table
+    from trainer_jax.evals.validate import validate as run_validate
 
     report = run_validate(labels, predictor_dir)
     for skipped in report.skipped:
@@ -372,7 +374,8 @@ def probe_run(model_dir, corpus, out, model_id, tokens, docs_per_domain, batch_s
     from trainer_jax import require_train_extra
 
     require_train_extra()
-    from trainer_jax.probe import default_corpus, probe as run_probe
+    from trainer_jax.evals.probe import default_corpus
+    from trainer_jax.evals.probe import probe as run_probe
 
     result = run_probe(model_dir, corpus or default_corpus(), out, model_id=model_id, tokens=tokens,
                        docs_per_domain=docs_per_domain, batch_size=batch_size, dtype=dtype,
@@ -395,7 +398,7 @@ def probe_compare(inputs, bins, heatmap, fmt):
     spreads only: compared as normal distributions, flagged as approximate).
     """
     from predictor import render
-    from trainer_jax import probe_compare as pc
+    from trainer_jax.evals import probe_compare as pc
 
     result = pc.compare(pc.read_inputs(inputs, note=note), bins=bins)
     if heatmap:
@@ -427,7 +430,7 @@ def score(model_dir, data, out, batch_size, dtype, weights, fmt):
     from trainer_jax import require_train_extra
 
     require_train_extra()
-    from trainer_jax.score import render_table, score_pairs
+    from trainer_jax.evals.score import render_table, score_pairs
 
     try:
         weight_list = [float(w) for w in weights.split(",")] if weights else None

@@ -11,7 +11,7 @@ training step = forward of chosen + rejected (2 x pairs sequences of --seq token
 real) through the body and the score head, Bradley-Terry loss, backward, AdamW update; bf16 compute with
 fp32 master weights and optimizer state on both sides:
 
-* JAX: ``trainer_jax.train_loop.make_steps`` (the trainer's own jitted step, accumulation of 1);
+* JAX: ``trainer_jax.train.loop.make_steps`` (the trainer's own jitted step, accumulation of 1);
 * PyTorch: ``AutoModelForSequenceClassification`` (sdpa attention), fp32 parameters, ``torch.autocast``
   bf16, fused AdamW.
 
@@ -82,11 +82,11 @@ def bench_jax(shape: dict, pairs: int, seq: int, args) -> float:
     import numpy as np
     from flax import nnx
 
-    from trainer_jax import mesh as M
-    from trainer_jax.heads import RewardModel
     from trainer_jax.models.config import config_from_dict
-    from trainer_jax.recipes import make_config
-    from trainer_jax.train_loop import make_optimizer, make_steps
+    from trainer_jax.models.heads import RewardModel
+    from trainer_jax.train import mesh as M
+    from trainer_jax.train.loop import make_optimizer, make_steps
+    from trainer_jax.train.recipes import make_config
 
     cfg = config_from_dict(shape)
     config = make_config("bradley_terry", lr=1e-6, global_batch=pairs, micro_batch=pairs, dtype=args.dtype,

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "train"))
 import builders as B  # noqa: E402
 
 from predictor.errors import ArtifactError  # noqa: E402
-from trainer_jax.checkpoint import RunCheckpoints  # noqa: E402
+from trainer_jax.train.checkpoint import RunCheckpoints  # noqa: E402
 
 
 def _state():
@@ -82,7 +82,7 @@ def test_no_best_checkpoint_is_an_error(tmp_path):
 def test_halted_run_resumes_to_the_uninterrupted_result(tmp_path_factory, tmp_path):
     from safetensors.numpy import load_file
 
-    from trainer_jax.train import train
+    from trainer_jax.train.run import train
 
     ws = B.workspace(tmp_path_factory)
     args = (ws / "base", ws / "train.jsonl", ws / "val.jsonl")
@@ -102,7 +102,7 @@ def test_halted_run_resumes_to_the_uninterrupted_result(tmp_path_factory, tmp_pa
 
 def test_resume_refuses_a_corrupt_checkpoint(tmp_path_factory, tmp_path, run):
     ws = B.workspace(tmp_path_factory)
-    from trainer_jax.train import train
+    from trainer_jax.train.run import train
 
     args = (ws / "base", ws / "train.jsonl", ws / "val.jsonl", tmp_path / "r")
     train(*args, B.tiny_config(max_steps=5, halt_after=3))

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from predictor.errors import ArtifactError, DataError
-from trainer_jax import data as D
-from trainer_jax.tokenizer import load_tokenizer
+from trainer_jax.data import batching, encode, schemas
+from trainer_jax.data.tokenizer import load_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preferences"
 HH20 = FIXTURES / "hh_rlhf_harmless_base_test_first20.jsonl.gz"
@@ -65,7 +65,7 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 # -------------------------------------------------------------------------------------------- readers
 def test_hh_transcripts_parse_into_alternating_chat_messages():
-    examples = D.read_preferences(HH20)
+    examples = schemas.read_preferences(HH20)
     assert len(examples) == 20
     first = examples[0]
     assert first.chosen[0] == {"role": "user", "content": "what are some pranks with a pen i can do?"}
@@ -84,7 +84,7 @@ def test_hh_transcripts_parse_into_alternating_chat_messages():
 
 
 def test_hh_same_speaker_runs_are_merged():
-    turns = D.parse_hh_transcript("Human: a\n\nHuman: b\n\nAssistant: c", "x")
+    turns = schemas.parse_hh_transcript("Human: a\n\nHuman: b\n\nAssistant: c", "x")
     assert turns == [{"role": "user", "content": "a\n\nb"}, {"role": "assistant", "content": "c"}]
 
 
@@ -98,15 +98,15 @@ def test_all_preference_formats_normalise_to_the_same_example(tmp_path):
         {"prompt": "Q?", "chosen": [user, good], "rejected": [user, bad]},
         {"chosen": "\n\nHuman: Q?\n\nAssistant: A", "rejected": "\n\nHuman: Q?\n\nAssistant: B"},
     ]
-    examples = D.read_preferences(write_jsonl(tmp_path / "p.jsonl", rows))
-    assert examples == [D.PreferenceExample((user, good), (user, bad))] * len(rows)
+    examples = schemas.read_preferences(write_jsonl(tmp_path / "p.jsonl", rows))
+    assert examples == [schemas.PreferenceExample((user, good), (user, bad))] * len(rows)
 
 
 def test_helpsteer2_rows_single_and_multi_turn(tmp_path):
     attrs = {"helpfulness": 3, "correctness": 4, "coherence": 4, "complexity": 1, "verbosity": 2}
     rows = [{"prompt": "Hi", "response": "Hello", **attrs},
             {"prompt": "First<extra_id_1>Assistant\nReply<extra_id_1>User\nSecond", "response": "Answer", **attrs}]
-    a, b = D.read_regression(write_jsonl(tmp_path / "hs2.jsonl", rows))
+    a, b = schemas.read_regression(write_jsonl(tmp_path / "hs2.jsonl", rows))
     assert a.messages == ({"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"})
     assert [m["role"] for m in b.messages] == ["user", "assistant", "user", "assistant"]
     assert [m["content"] for m in b.messages] == ["First", "Reply", "Second", "Answer"]
@@ -120,20 +120,20 @@ ATTRS = {"helpfulness": 3, "correctness": 4, "coherence": 4, "complexity": 1, "v
 @pytest.mark.parametrize(
     "reader, rows, match",
     [
-        (D.read_preferences, [GOOD, '{"prompt": "Q", "chosen": '], r"p\.jsonl:2: not valid JSON"),
-        (D.read_preferences, [GOOD, {"prompt": "Q", "chosen": "A"}], r"p\.jsonl:2: missing field 'rejected'"),
-        (D.read_preferences, [{"chosen": "A", "rejected": "B"}], r"p\.jsonl:1: .*plain text without a 'prompt'"),
-        (D.read_preferences, [{"prompt": "Q", "chosen": [{"content": "A"}], "rejected": "B"}],
+        (schemas.read_preferences, [GOOD, '{"prompt": "Q", "chosen": '], r"p\.jsonl:2: not valid JSON"),
+        (schemas.read_preferences, [GOOD, {"prompt": "Q", "chosen": "A"}], r"p\.jsonl:2: missing field 'rejected'"),
+        (schemas.read_preferences, [{"chosen": "A", "rejected": "B"}], r"p\.jsonl:1: .*plain text without a 'prompt'"),
+        (schemas.read_preferences, [{"prompt": "Q", "chosen": [{"content": "A"}], "rejected": "B"}],
          r":1: field 'chosen'\[0\] must be"),
-        (D.read_preferences, [{"chosen": [{"role": "user", "content": "Q"}], "rejected": [
+        (schemas.read_preferences, [{"chosen": [{"role": "user", "content": "Q"}], "rejected": [
             {"role": "user", "content": "Q"}]}], r":1: a conversation must end with an assistant turn"),
-        (D.read_preferences, [{"prompt": 3, "chosen": "A", "rejected": "B"}], r":1: field 'prompt' must be"),
-        (D.read_preferences, [GOOD, GOOD, "[1]"], r"p\.jsonl:3: expected a JSON object"),
-        (D.read_preferences, [], r"p\.jsonl: no preference rows"),
-        (D.read_regression, [{"prompt": "Q", "response": "A", **ATTRS, "verbosity": "2"}],
+        (schemas.read_preferences, [{"prompt": 3, "chosen": "A", "rejected": "B"}], r":1: field 'prompt' must be"),
+        (schemas.read_preferences, [GOOD, GOOD, "[1]"], r"p\.jsonl:3: expected a JSON object"),
+        (schemas.read_preferences, [], r"p\.jsonl: no preference rows"),
+        (schemas.read_regression, [{"prompt": "Q", "response": "A", **ATTRS, "verbosity": "2"}],
          r":1: field 'verbosity' must be a finite number"),
-        (D.read_regression, [{"prompt": "Q", **ATTRS}], r":1: field 'response' must be a string"),
-        (D.read_regression, [{"prompt": "Q<extra_id_1>Bot\nx", "response": "A", **ATTRS}],
+        (schemas.read_regression, [{"prompt": "Q", **ATTRS}], r":1: field 'response' must be a string"),
+        (schemas.read_regression, [{"prompt": "Q<extra_id_1>Bot\nx", "response": "A", **ATTRS}],
          r":1: field 'prompt' has an <extra_id_1> marker"),
     ],
 )
@@ -151,21 +151,21 @@ json_values = st.recursive(
 
 
 @settings(max_examples=150, deadline=None)
-@given(row=st.dictionaries(st.sampled_from(["prompt", "chosen", "rejected", "response", *D.ATTRIBUTES]), json_values))
+@given(row=st.dictionaries(st.sampled_from(["prompt", "chosen", "rejected", "response", *schemas.ATTRIBUTES]), json_values))
 def test_arbitrary_rows_parse_or_raise_a_one_line_data_error(row):
-    for parse in (D.parse_preference_row, D.parse_regression_row):
+    for parse in (schemas.parse_preference_row, schemas.parse_regression_row):
         try:
             example = parse(row, "f.jsonl:7")
         except DataError as e:
             assert str(e).startswith("f.jsonl:7: ") and "\n" not in str(e)
         else:
-            conv = example.chosen if parse is D.parse_preference_row else example.messages
+            conv = example.chosen if parse is schemas.parse_preference_row else example.messages
             assert conv[-1]["role"] == "assistant" and all(isinstance(m["content"], str) for m in conv)
 
 
 def test_missing_file_and_bad_tokenizer_dir(tmp_path):
     with pytest.raises(DataError, match="not found"):
-        D.read_preferences(tmp_path / "nope.jsonl")
+        schemas.read_preferences(tmp_path / "nope.jsonl")
     pytest.importorskip("transformers")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArtifactError, match="no tokenizer files"):
@@ -182,19 +182,19 @@ def test_missing_file_and_bad_tokenizer_dir(tmp_path):
 # --------------------------------------------------------------------------------------- tokenization
 def test_chat_template_is_used_without_a_second_bos(chat_tokenizer):
     conv = ({"role": "user", "content": "what are some pranks?"}, {"role": "assistant", "content": "None."})
-    assert D.render(chat_tokenizer, conv) == "<|bos|><|user|>what are some pranks?<|eos|><|assistant|>None.<|eos|>"
-    (ids,) = D.encode(chat_tokenizer, [conv])
+    assert encode.render(chat_tokenizer, conv) == "<|bos|><|user|>what are some pranks?<|eos|><|assistant|>None.<|eos|>"
+    (ids,) = encode.encode(chat_tokenizer, [conv])
     assert ids.count(chat_tokenizer.bos_token_id) == 1 and ids[0] == chat_tokenizer.bos_token_id
-    assert chat_tokenizer.decode(ids) == D.render(chat_tokenizer, conv)
+    assert chat_tokenizer.decode(ids) == encode.render(chat_tokenizer, conv)
 
 
 def test_plain_format_without_chat_template(plain_tokenizer):
     conv = ({"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"},
             {"role": "assistant", "content": "Hello"})
-    assert D.render(plain_tokenizer, conv) == "System: Be kind.\n\nUser: Hi\n\nAssistant: Hello"
-    (ids,) = D.encode(plain_tokenizer, [conv])
+    assert encode.render(plain_tokenizer, conv) == "System: Be kind.\n\nUser: Hi\n\nAssistant: Hello"
+    (ids,) = encode.encode(plain_tokenizer, [conv])
     assert ids[0] == plain_tokenizer.bos_token_id and ids[-1] == plain_tokenizer.eos_token_id
-    assert plain_tokenizer.decode(ids[1:-1]) == D.render(plain_tokenizer, conv)
+    assert plain_tokenizer.decode(ids[1:-1]) == encode.render(plain_tokenizer, conv)
 
 
 def test_a_template_that_refuses_a_conversation_is_a_data_error():
@@ -206,39 +206,39 @@ def test_a_template_that_refuses_a_conversation_is_a_data_error():
 
     conv = ({"role": "system", "content": "s"}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"})
     with pytest.raises(DataError, match=r"rejected a system/user/assistant conversation \(System role not supported\)"):
-        D.encode(StrictTemplate(), [conv])
+        encode.encode(StrictTemplate(), [conv])
 
 
 def test_over_length_pairs_filtered_or_left_truncated(chat_tokenizer):
-    examples = D.read_preferences(HH20)
-    full_c = D.encode(chat_tokenizer, [e.chosen for e in examples])
-    full_r = D.encode(chat_tokenizer, [e.rejected for e in examples])
+    examples = schemas.read_preferences(HH20)
+    full_c = encode.encode(chat_tokenizer, [e.chosen for e in examples])
+    full_r = encode.encode(chat_tokenizer, [e.rejected for e in examples])
     longest = [max(len(c), len(r)) for c, r in zip(full_c, full_r)]
     limit = int(np.median(longest))
     over = [i for i, n in enumerate(longest) if n > limit]
     assert 0 < len(over) < len(examples)
 
-    kept = D.tokenize_preferences(examples, chat_tokenizer, D.TokenizeConfig(max_length=limit))
+    kept = encode.tokenize_preferences(examples, chat_tokenizer, encode.TokenizeConfig(max_length=limit))
     assert (kept.n_filtered, kept.n_truncated) == (len(over), 0)
     assert kept.source_index.tolist() == [i for i in range(20) if i not in over]
     assert all(np.array_equal(s[0], full_c[i]) for s, i in zip(kept.sequences, kept.source_index))
 
-    cut = D.tokenize_preferences(examples, chat_tokenizer, D.TokenizeConfig(max_length=limit, truncate_left=True))
+    cut = encode.tokenize_preferences(examples, chat_tokenizer, encode.TokenizeConfig(max_length=limit, truncate_left=True))
     assert (cut.n_filtered, cut.n_truncated) == (0, len(over)) and len(cut.sequences) == 20
     assert cut.lengths.max() == limit
     for i in over:  # left truncation keeps the end of the conversation (the answer and the last token)
         assert cut.sequences[i][0].tolist() == full_c[i][-limit:]
         assert cut.sequences[i][1].tolist() == full_r[i][-limit:]
     with pytest.raises(DataError, match="every example is longer"):
-        D.tokenize_preferences(examples, chat_tokenizer, D.TokenizeConfig(max_length=3))
+        encode.tokenize_preferences(examples, chat_tokenizer, encode.TokenizeConfig(max_length=3))
 
 
 def test_pair_batches_put_chosen_rows_first(chat_tokenizer):
-    examples = D.read_preferences(HH20)
-    data = D.tokenize_preferences(examples, chat_tokenizer, D.TokenizeConfig(max_length=4096))
-    config = D.BatchConfig(batch_size=3, pad_multiple=16, seed=7)
-    batches = list(D.iterate_batches(data, config, num_epochs=1))
-    assert len(batches) == D.num_batches(20, config) == 7
+    examples = schemas.read_preferences(HH20)
+    data = encode.tokenize_preferences(examples, chat_tokenizer, encode.TokenizeConfig(max_length=4096))
+    config = batching.BatchConfig(batch_size=3, pad_multiple=16, seed=7)
+    batches = list(batching.iterate_batches(data, config, num_epochs=1))
+    assert len(batches) == batching.num_batches(20, config) == 7
     for batch in batches:
         b, t = config.batch_size, batch.input_ids.shape[1]
         assert batch.input_ids.shape == batch.attention_mask.shape == (2 * b, t)
@@ -254,10 +254,10 @@ def test_pair_batches_put_chosen_rows_first(chat_tokenizer):
 
 
 def test_regression_batches_carry_targets(chat_tokenizer):
-    rows = [D.RegressionExample(({"role": "user", "content": "q" * k}, {"role": "assistant", "content": "a"}),
+    rows = [schemas.RegressionExample(({"role": "user", "content": "q" * k}, {"role": "assistant", "content": "a"}),
                                 (k, 1.0, 2.0, 3.0, -k)) for k in range(1, 6)]
-    data = D.tokenize_regression(rows, chat_tokenizer)
-    batches = list(D.iterate_batches(data, D.BatchConfig(batch_size=2, pad_multiple=8), num_epochs=1))
+    data = encode.tokenize_regression(rows, chat_tokenizer)
+    batches = list(batching.iterate_batches(data, batching.BatchConfig(batch_size=2, pad_multiple=8), num_epochs=1))
     for batch in batches:
         assert batch.input_ids.shape[0] == 2 and batch.targets.shape == (2, 5) and batch.targets.dtype == np.float32
         for row, i in enumerate(batch.indices):
@@ -267,14 +267,14 @@ def test_regression_batches_carry_targets(chat_tokenizer):
 
 
 # ------------------------------------------------------------------------------ bucketing properties
-def synthetic(lengths: list[tuple[int, int]]) -> D.TokenizedData:
+def synthetic(lengths: list[tuple[int, int]]) -> encode.TokenizedData:
     seqs = tuple((np.arange(1, c + 1, dtype=np.int32), np.arange(1, r + 1, dtype=np.int32) + 1000)
                  for c, r in lengths)
-    return D.TokenizedData(seqs, None, np.arange(len(seqs)), 0, 0)
+    return encode.TokenizedData(seqs, None, np.arange(len(seqs)), 0, 0)
 
 
 pair_lengths = st.lists(st.tuples(st.integers(1, 60), st.integers(1, 60)), min_size=1, max_size=40)
-configs = st.builds(D.BatchConfig, batch_size=st.integers(1, 7), pad_multiple=st.sampled_from([1, 4, 8, 16]),
+configs = st.builds(batching.BatchConfig, batch_size=st.integers(1, 7), pad_multiple=st.sampled_from([1, 4, 8, 16]),
                     max_length=st.just(60), window_batches=st.integers(1, 4), seed=st.integers(0, 2**31),
                     shuffle=st.booleans())
 
@@ -284,7 +284,7 @@ configs = st.builds(D.BatchConfig, batch_size=st.integers(1, 7), pad_multiple=st
 def test_every_example_once_per_epoch_within_max_length(lengths, config):
     data = synthetic(lengths)
     for epoch in range(2):
-        batches = list(D.iterate_batches(data, config, D.DataPosition(epoch, 0), num_epochs=epoch + 1))
+        batches = list(batching.iterate_batches(data, config, batching.DataPosition(epoch, 0), num_epochs=epoch + 1))
         seen = [int(i) for b in batches for i in b.indices[b.valid]]
         assert sorted(seen) == list(range(len(lengths)))
         for b in batches:
@@ -293,17 +293,17 @@ def test_every_example_once_per_epoch_within_max_length(lengths, config):
             assert b.input_ids.shape == (2 * config.batch_size, t)
             longest = max(max(lengths[i]) for i in b.indices[b.valid])
             assert t - longest < config.pad_multiple  # never more padding than one multiple
-        assert batches[-1].position == D.DataPosition(epoch + 1, 0)
+        assert batches[-1].position == batching.DataPosition(epoch + 1, 0)
 
 
 @settings(max_examples=40, deadline=None)
 @given(lengths=pair_lengths, config=configs, cut=st.floats(0, 1))
 def test_resume_from_any_position_gives_the_same_stream(lengths, config, cut):
     data = synthetic(lengths)
-    stream = list(D.iterate_batches(data, config, num_epochs=3))
+    stream = list(batching.iterate_batches(data, config, num_epochs=3))
     k = int(cut * len(stream))
-    start = stream[k - 1].position if k else D.DataPosition()
-    resumed = list(D.iterate_batches(data, config, start, num_epochs=3))
+    start = stream[k - 1].position if k else batching.DataPosition()
+    resumed = list(batching.iterate_batches(data, config, start, num_epochs=3))
     assert len(resumed) == len(stream) - k
     for a, b in zip(resumed, stream[k:]):
         assert np.array_equal(a.input_ids, b.input_ids) and np.array_equal(a.indices, b.indices)
@@ -312,19 +312,19 @@ def test_resume_from_any_position_gives_the_same_stream(lengths, config, cut):
 
 def test_shuffling_is_seeded_and_changes_per_epoch():
     data = synthetic([(n % 13 + 1, n % 7 + 1) for n in range(50)])
-    config = D.BatchConfig(batch_size=4, pad_multiple=4, seed=3)
-    order = lambda c, e: [int(i) for b in D.epoch_plan(data.lengths, c, e) for i in b]  # noqa: E731
-    assert order(config, 0) == order(D.BatchConfig(batch_size=4, pad_multiple=4, seed=3), 0)
+    config = batching.BatchConfig(batch_size=4, pad_multiple=4, seed=3)
+    order = lambda c, e: [int(i) for b in batching.epoch_plan(data.lengths, c, e) for i in b]  # noqa: E731
+    assert order(config, 0) == order(batching.BatchConfig(batch_size=4, pad_multiple=4, seed=3), 0)
     assert order(config, 0) != order(config, 1)
-    assert order(config, 0) != order(D.BatchConfig(batch_size=4, pad_multiple=4, seed=4), 0)
+    assert order(config, 0) != order(batching.BatchConfig(batch_size=4, pad_multiple=4, seed=4), 0)
 
 
 def test_bucketing_reduces_padding_and_drop_last():
     rng = np.random.default_rng(0)
     data = synthetic([(int(n), int(n)) for n in rng.integers(1, 200, size=256)])
-    padded = lambda c: sum(b.input_ids.size for b in D.iterate_batches(data, c, num_epochs=1))  # noqa: E731
-    bucketed = D.BatchConfig(batch_size=8, pad_multiple=8, window_batches=32)
-    assert padded(bucketed) < 0.75 * padded(D.BatchConfig(batch_size=8, pad_multiple=8, window_batches=1))
-    dropped = D.BatchConfig(batch_size=10, pad_multiple=8, drop_last=True)
-    batches = list(D.iterate_batches(data, dropped, num_epochs=1))
-    assert len(batches) == D.num_batches(256, dropped) == 25 and all(b.valid.all() for b in batches)
+    padded = lambda c: sum(b.input_ids.size for b in batching.iterate_batches(data, c, num_epochs=1))  # noqa: E731
+    bucketed = batching.BatchConfig(batch_size=8, pad_multiple=8, window_batches=32)
+    assert padded(bucketed) < 0.75 * padded(batching.BatchConfig(batch_size=8, pad_multiple=8, window_batches=1))
+    dropped = batching.BatchConfig(batch_size=10, pad_multiple=8, drop_last=True)
+    batches = list(batching.iterate_batches(data, dropped, num_epochs=1))
+    assert len(batches) == batching.num_batches(256, dropped) == 25 and all(b.valid.all() for b in batches)

@@ -16,8 +16,13 @@ from flax import nnx  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from trainer_jax.heads import RewardModel, concat_pairs, last_token_index, pair_rewards  # noqa: E402
-from trainer_jax.hf_import import load_reward_model  # noqa: E402
+from trainer_jax.models.heads import (  # noqa: E402
+    RewardModel,
+    concat_pairs,
+    last_token_index,
+    pair_rewards,
+)
+from trainer_jax.models.hf_import import load_reward_model  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "fixtures" / "models"
 forward = nnx.jit(lambda model, ids, mask: model(ids, mask))

@@ -13,9 +13,9 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from predictor.errors import ArtifactError  # noqa: E402
-from trainer_jax.hf_export import export_reward_model  # noqa: E402
-from trainer_jax.hf_import import load_reward_model  # noqa: E402
 from tests.trainer.fixtures import make_fixtures as builders  # noqa: E402  (torch imported lazily)
+from trainer_jax.models.hf_export import export_reward_model  # noqa: E402
+from trainer_jax.models.hf_import import load_reward_model  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "fixtures" / "models" / "gemma2-rm"
 IDS = np.array([[0, 0, 0, 11, 12, 13, 14], [21, 22, 23, 24, 25, 26, 27]], np.int32)  # (B, T)

@@ -17,7 +17,11 @@ from flax import nnx  # noqa: E402
 from safetensors.numpy import load_file, save_file  # noqa: E402
 
 from predictor.errors import ArtifactError  # noqa: E402
-from trainer_jax.hf_import import load_causal_lm, load_reward_model, read_model_dir  # noqa: E402
+from trainer_jax.models.hf_import import (  # noqa: E402
+    load_causal_lm,
+    load_reward_model,
+    read_model_dir,
+)
 
 GOLDEN = Path(__file__).parent / "fixtures" / "models" / "qwen2-rm"
 IDS = np.array([[0, 0, 11, 12, 13, 14], [21, 22, 23, 24, 25, 26]], np.int32)  # (B, T), row 0 left-padded

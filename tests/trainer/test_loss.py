@@ -10,7 +10,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from trainer_jax import loss as L  # noqa: E402
+from trainer_jax.train import loss as L  # noqa: E402
 
 RC = jnp.array([1.0, 0.0, 2.0, -5.0])  # (B,) chosen rewards
 RR = jnp.array([0.0, 0.0, 1.0, 7.0])  # (B,) rejected rewards

@@ -20,7 +20,7 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "train"))
 import builders as B  # noqa: E402
 
-from trainer_jax import mesh as M  # noqa: E402
+from trainer_jax.train import mesh as M  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,7 @@ def _records(out: Path) -> list[dict]:
 
 
 def test_eight_fake_devices_match_one_device(tmp_path_factory, tmp_path):
-    from trainer_jax.train import train
+    from trainer_jax.train.run import train
 
     ws = B.workspace(tmp_path_factory)
     assert jax.device_count() == 1
@@ -62,7 +62,7 @@ import sys
 sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(Path(B.__file__).parent)!r})
 import jax, builders as B
 from pathlib import Path
-from trainer_jax.train import train
+from trainer_jax.train.run import train
 assert jax.device_count() == 8
 ws = Path({str(ws)!r})
 config = B.tiny_config(mesh_data=2, **{STEPS!r})  # mesh data=2 x fsdp=4: both axes in use

@@ -12,7 +12,7 @@ pytest.importorskip("transformers")
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from trainer_jax.hf_import import load_causal_lm, load_reward_model  # noqa: E402
+from trainer_jax.models.hf_import import load_causal_lm, load_reward_model  # noqa: E402
 
 MODELS = Path(__file__).parent / "fixtures" / "models"
 TOL = 1e-4

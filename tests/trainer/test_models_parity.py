@@ -10,8 +10,8 @@ pytest.importorskip("torch")
 
 import numpy as np  # noqa: E402
 
-from trainer_jax.hf_import import load_causal_lm, load_reward_model  # noqa: E402
 from tests.trainer.fixtures import make_fixtures as builders  # noqa: E402  (torch imported lazily)
+from trainer_jax.models.hf_import import load_causal_lm, load_reward_model  # noqa: E402
 
 TOL = 1e-4  # acceptance: max abs difference in fp32
 FAMILIES = ["llama", "llama_bias", "mistral", "qwen2", "gemma2", "phi3"]

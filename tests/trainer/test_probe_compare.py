@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import cli
-from trainer_jax.probe_compare import ModelScores, compare, js_distance
+from trainer_jax.evals.probe_compare import ModelScores, compare, js_distance
 
 
 def _invoke(*args):

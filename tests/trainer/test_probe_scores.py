@@ -13,7 +13,13 @@ pytest.importorskip("transformers")
 
 import numpy as np  # noqa: E402
 
-from trainer_jax.probe import default_corpus, make_scorer, probe, read_corpus, score_documents  # noqa: E402
+from trainer_jax.evals.probe import (  # noqa: E402
+    default_corpus,
+    make_scorer,
+    probe,
+    read_corpus,
+    score_documents,
+)
 
 TOL = 1e-4  # acceptance: max abs difference of a document score (nats/token) in fp32
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from predictor.errors import DataError
-from trainer_jax import rewardbench as rb
+from trainer_jax.evals import rewardbench as rb
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preferences"
 LLMBAR_TO_RB = {
@@ -43,7 +43,7 @@ def all_v1_rows(accuracy: dict[str, str]) -> list[dict]:
 
 def test_imports_without_jax_transformers_or_torch():
     code = ("import sys; sys.modules.update(jax=None, transformers=None, torch=None); "
-            "import trainer_jax.rewardbench, trainer_jax.data; print('ok')")
+            "import trainer_jax.evals.rewardbench, trainer_jax.data; print('ok')")
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr

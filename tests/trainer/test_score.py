@@ -1,4 +1,4 @@
-"""trainer_jax.score: every row scored in input order, formats, RewardBench sections, bad input errors."""
+"""trainer_jax.evals.score: every row scored in input order, formats, RewardBench sections, bad input errors."""
 
 import functools
 import json
@@ -15,9 +15,9 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from predictor.errors import ArtifactError, DataError  # noqa: E402
-from trainer_jax.hf_import import load_reward_model  # noqa: E402
-from trainer_jax.score import score_pairs  # noqa: E402
-from trainer_jax.tokenizer import encode_chat, encode_text, load_tokenizer  # noqa: E402
+from trainer_jax.data.tokenizer import encode_chat, encode_text, load_tokenizer  # noqa: E402
+from trainer_jax.evals.score import score_pairs  # noqa: E402
+from trainer_jax.models.hf_import import load_reward_model  # noqa: E402
 
 MODEL = Path(__file__).parent / "fixtures" / "models" / "qwen2-rm"
 ROWS = [

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "train"))
 import builders as B  # noqa: E402
 
 from predictor.data import load_labels  # noqa: E402
-from trainer_jax.tokenizer import load_tokenizer  # noqa: E402
+from trainer_jax.data.tokenizer import load_tokenizer  # noqa: E402
 
 MODEL_ID = "Qwen/Qwen2.5-0.5B-Instruct"  # a base the shipped snapshot knows, so `validate` can predict it
 
@@ -50,10 +50,10 @@ def trained(ws, tmp_path_factory):
 
 
 def _val_pairs(ws):
-    from trainer_jax import data as D
+    from trainer_jax.data import encode, schemas
 
     tok = load_tokenizer(ws / "base")
-    val = D.tokenize_preferences(D.read_preferences(ws / "val.jsonl"), tok, D.TokenizeConfig(max_length=64))
+    val = encode.tokenize_preferences(schemas.read_preferences(ws / "val.jsonl"), tok, encode.TokenizeConfig(max_length=64))
     return val
 
 
@@ -81,9 +81,8 @@ def test_exported_model_reproduces_accuracy_in_jax_and_transformers(trained, ws)
     summary = json.loads((run_dir / "summary.json").read_text())
     val = _val_pairs(ws)
     # JAX reload of the exported directory
-    from trainer_jax.hf_import import load_reward_model
-
-    from trainer_jax.score import reward_pairs
+    from trainer_jax.evals.score import reward_pairs
+    from trainer_jax.models.hf_import import load_reward_model
 
     chosen, rejected = reward_pairs(load_reward_model(run_dir / "model"), val.sequences, batch_size=16)  # (N, 1)
     jax_rewards = np.concatenate([chosen, rejected], axis=1)  # (N, 2)
@@ -121,7 +120,7 @@ def test_label_row_is_accepted_by_the_predictor(trained, tmp_path):
     assert row["run_dir"] == str(run_dir.absolute()) and float(row["lr"]) == 1e-3 and row["seed"] == "0"
     assert int(row["steps"]) > 0 and row["basepick_version"]
     # appending again with the same key replaces the row, other rows stay
-    from trainer_jax.labels import append_label
+    from trainer_jax.evals.labels import append_label
 
     seed = tmp_path / "l.csv"
     seed.write_text(labels.read_text())

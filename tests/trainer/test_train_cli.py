@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("jax")
 
-import trainer_jax.train as T  # noqa: E402
-from trainer_jax.recipes import LR_GRIDS  # noqa: E402
+import trainer_jax.train.run as T  # noqa: E402
+from trainer_jax.train.recipes import LR_GRIDS  # noqa: E402
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from predictor.errors import DataError
-from trainer_jax.recipes import LR_GRIDS, best_merge, make_config, merge_grid
+from trainer_jax.train.recipes import LR_GRIDS, best_merge, make_config, merge_grid
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "train"))
 import builders as B  # noqa: E402
@@ -56,8 +56,8 @@ def test_regression_recipe_with_lr_sweep(tmp_path_factory, tmp_path):
     pytest.importorskip("jax")
     pytest.importorskip("orbax.checkpoint")
     pytest.importorskip("transformers")
-    from trainer_jax.hf_import import read_model_dir
-    from trainer_jax.train import train
+    from trainer_jax.models.hf_import import read_model_dir
+    from trainer_jax.train.run import train
 
     ws = B.workspace(tmp_path_factory)
     config = B.tiny_config("regression", epochs=2, max_steps=4)

@@ -19,9 +19,9 @@ from flax import nnx  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "train"))
 import builders as B  # noqa: E402
 
-from trainer_jax import mesh as M  # noqa: E402
-from trainer_jax.hf_import import load_reward_model  # noqa: E402
-from trainer_jax.train_loop import make_optimizer, make_steps  # noqa: E402
+from trainer_jax.models.hf_import import load_reward_model  # noqa: E402
+from trainer_jax.train import mesh as M  # noqa: E402
+from trainer_jax.train.loop import make_optimizer, make_steps  # noqa: E402
 
 IDS = np.array([[5, 6, 7, 8, 9, 0], [11, 12, 13, 0, 0, 0]], np.int32)  # (B, T)
 MASK = (IDS != 0).astype(np.int32)  # (B, T)

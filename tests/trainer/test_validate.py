@@ -10,7 +10,7 @@ import pytest
 from predictor.data import benchmarks_dir
 from predictor.errors import DataError
 from tests.conftest import assert_one_line_error
-from trainer_jax.validate import spearman, validate
+from trainer_jax.evals.validate import spearman, validate
 
 SEED_LABELS = benchmarks_dir() / "seed_paper_rewardbench.csv"
 
@@ -82,6 +82,6 @@ def test_validate_and_recipes_import_no_jax():
     import subprocess
     import sys
 
-    code = ("import sys, cli, trainer_jax, trainer_jax.validate, trainer_jax.recipes, trainer_jax.labels; "
+    code = ("import sys, cli, trainer_jax, trainer_jax.evals.validate, trainer_jax.train.recipes, trainer_jax.evals.labels; "
             "assert not {'jax', 'flax', 'optax', 'torch'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

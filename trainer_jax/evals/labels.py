@@ -18,6 +18,7 @@ from typing import Any
 from predictor.data import LABEL_KEY, TARGETS, load_labels
 from predictor.errors import DataError
 
+
 def basepick_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

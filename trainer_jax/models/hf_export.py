@@ -21,8 +21,8 @@ from safetensors.numpy import save_file
 
 from predictor.errors import ArtifactError
 from trainer_jax import require_train_extra
-from trainer_jax.heads import RewardModel
 from trainer_jax.models.config import CLASS_PREFIX, read_config_json
+from trainer_jax.models.heads import RewardModel
 from trainer_jax.models.keymap import reward_entries
 
 # Tokenizer files copied verbatim from the source directory when present.
@@ -75,8 +75,8 @@ def classifier_config(
 
 
 def _pad_id_from_tokenizer_files(source: Path) -> int | None:
-    """Pad id (else eos id) from the source tokenizer, read the same way as trainer_jax.tokenizer does."""
-    from trainer_jax.tokenizer import load_tokenizer
+    """Pad id (else eos id) from the source tokenizer, read the same way as trainer_jax.data.tokenizer does."""
+    from trainer_jax.data.tokenizer import load_tokenizer
 
     try:
         return load_tokenizer(source).pad_token_id

@@ -28,12 +28,18 @@ import numpy as np
 import optax
 from flax import nnx
 
-from trainer_jax import loss as L
-from trainer_jax import mesh as M
-from trainer_jax.checkpoint import RunCheckpoints
-from trainer_jax.data import BatchConfig, DataPosition, TokenizedData, iterate_batches, num_batches
-from trainer_jax.heads import RewardModel
-from trainer_jax.recipes import TrainConfig, best_merge
+from trainer_jax.data.batching import (
+    BatchConfig,
+    DataPosition,
+    iterate_batches,
+    num_batches,
+)
+from trainer_jax.data.encode import TokenizedData
+from trainer_jax.models.heads import RewardModel
+from trainer_jax.train import loss as L
+from trainer_jax.train import mesh as M
+from trainer_jax.train.checkpoint import RunCheckpoints
+from trainer_jax.train.recipes import TrainConfig, best_merge
 
 
 @dataclass
@@ -127,7 +133,13 @@ def run(model: RewardModel, train: TokenizedData, val: TokenizedData, config: Tr
     Step and validation records go to the JSONL ``log_path`` (and to ``log`` when given).
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     regression = config.recipe == "regression"
     common = dict(batch_size=config.micro_batch, pad_multiple=config.pad_multiple, max_length=config.max_length)

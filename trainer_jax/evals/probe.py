@@ -32,7 +32,7 @@ from predictor.atomic import atomic_file
 from predictor.data import sha256
 from predictor.errors import DataError
 from trainer_jax import require_train_extra
-from trainer_jax.data import read_jsonl
+from trainer_jax.data.readers import read_jsonl
 
 SCHEMA_VERSION = 1
 DEFAULT_TOKENS = 2048  # the seed study's first 2,048 tokens per document
@@ -304,7 +304,13 @@ def update_scores_jsonl(path: str | Path, model_id: str, domains: Sequence[Domai
 
 def _progress(enabled: bool | None):
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     disable = not console.is_terminal if enabled is None else not enabled
@@ -335,8 +341,8 @@ def probe(
         raise DataError("--tokens must be >= 2, --batch-size and --docs-per-domain >= 1")
     import jax.numpy as jnp
 
-    from trainer_jax.hf_import import load_causal_lm, read_model_dir
-    from trainer_jax.tokenizer import encode_text, load_tokenizer
+    from trainer_jax.data.tokenizer import encode_text, load_tokenizer
+    from trainer_jax.models.hf_import import load_causal_lm, read_model_dir
 
     context = read_model_dir(model_dir).config.max_position_embeddings  # bad model dirs fail before data work
     if tokens > context:

@@ -6,7 +6,7 @@ Row formats (one JSON object per line):
 * ``{"prompt": "text" | [messages], "chosen": "text" | [messages], "rejected": ...}``: the prompt as a
   user turn (or the given turns), each response as an assistant turn, via the chat template.
 Optional ``id`` and ``subset`` fields are copied to the output; when every row has a ``subset`` the
-RewardBench v1 sections are computed (``trainer_jax.rewardbench.score_v1``).
+RewardBench v1 sections are computed (``trainer_jax.evals.rewardbench.score_v1``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,13 @@ from typing import Any
 
 from predictor.errors import ArtifactError, DataError
 from trainer_jax import require_train_extra
-from trainer_jax.data import read_jsonl
-from trainer_jax.tokenizer import check_messages, encode_chat, encode_text, load_tokenizer
+from trainer_jax.data.readers import read_jsonl
+from trainer_jax.data.tokenizer import (
+    check_messages,
+    encode_chat,
+    encode_text,
+    load_tokenizer,
+)
 
 SCHEMA_VERSION = 1
 
@@ -30,7 +35,7 @@ class ScoreReport:
     accuracy: float  # share of rows with chosen_score > rejected_score (a tie is wrong), 0-1
     mean_margin: float  # mean of chosen_score - rejected_score, reward units
     out_path: str | None  # where the per-row scores were written, None if not written
-    rewardbench: Any  # trainer_jax.rewardbench.RewardBenchResult (v1) when rows carry a subset, else None
+    rewardbench: Any  # trainer_jax.evals.rewardbench.RewardBenchResult (v1) when rows carry a subset, else None
     rows: tuple[dict[str, Any], ...] = dataclasses.field(repr=False)  # per input row, in input order
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,7 +116,7 @@ def reward_pairs(model, encoded: Sequence[tuple[Sequence[int], Sequence[int]]], 
     import numpy as np
     from flax import nnx
 
-    from trainer_jax.heads import pair_rewards
+    from trainer_jax.models.heads import pair_rewards
 
     graphdef, state = nnx.split(model)
 
@@ -158,7 +163,7 @@ def score_pairs(
     import jax.numpy as jnp
     import numpy as np
 
-    from trainer_jax.hf_import import load_reward_model, read_model_dir
+    from trainer_jax.models.hf_import import load_reward_model, read_model_dir
 
     read_model_dir(model_dir)  # a bad model directory is reported before any data work
     rows = read_pairs(data)
@@ -186,7 +191,7 @@ def score_pairs(
             record.update(chosen_scores=chosen_out[k].tolist(), rejected_scores=rejected_out[k].tolist())
         records.append(record)
 
-    from trainer_jax import rewardbench
+    from trainer_jax.evals import rewardbench
 
     if out is not None:
         rewardbench.write_jsonl_atomic(out, records)

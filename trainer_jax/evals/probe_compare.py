@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 
 from predictor.errors import DataError, MissingExtraError
-from trainer_jax.data import read_jsonl  # numpy only: compare needs no train extra
+from trainer_jax.data.readers import (
+    read_jsonl,  # numpy only: compare needs no train extra
+)
 
 SCHEMA_VERSION = 1
 DEFAULT_BINS = 20  # bins for a domain known only through normal approximations

@@ -24,7 +24,7 @@ from typing import Callable
 
 from predictor.errors import ArtifactError, DataError
 from trainer_jax import require_train_extra
-from trainer_jax.recipes import TrainConfig, check_config
+from trainer_jax.train.recipes import TrainConfig, check_config
 
 SCHEMA_VERSION = 1
 EVAL_NAME = "rewardbench-v1"
@@ -54,9 +54,9 @@ def _partial_dir(out: Path) -> Path:
 
 def _preflight_rewardbench(path: Path, tokenizer_dir: Path, need_all_sections: bool) -> None:
     """DataError now, not after training, for an unreadable RewardBench file or one that cannot label."""
-    from trainer_jax import rewardbench
-    from trainer_jax.score import encode_row, read_pairs
-    from trainer_jax.tokenizer import load_tokenizer
+    from trainer_jax.data.tokenizer import load_tokenizer
+    from trainer_jax.evals import rewardbench
+    from trainer_jax.evals.score import encode_row, read_pairs
 
     rows = read_pairs(path)
     tok = load_tokenizer(tokenizer_dir)
@@ -73,16 +73,16 @@ def _preflight_rewardbench(path: Path, tokenizer_dir: Path, need_all_sections: b
 
 
 def _prepare_data(base_dir: Path, data: Path, eval_data: Path, config: TrainConfig):
-    from trainer_jax import data as D
-    from trainer_jax.tokenizer import load_tokenizer
+    from trainer_jax.data import encode, schemas
+    from trainer_jax.data.tokenizer import load_tokenizer
 
     tok = load_tokenizer(base_dir)
-    tcfg = D.TokenizeConfig(max_length=config.max_length, truncate_left=config.truncate_left)
+    tcfg = encode.TokenizeConfig(max_length=config.max_length, truncate_left=config.truncate_left)
     if config.recipe == "regression":
-        train = D.tokenize_regression(D.read_regression(data), tok, tcfg)
+        train = encode.tokenize_regression(schemas.read_regression(data), tok, tcfg)
     else:
-        train = D.tokenize_preferences(D.read_preferences(data), tok, tcfg)
-    val = D.tokenize_preferences(D.read_preferences(eval_data), tok, tcfg)
+        train = encode.tokenize_preferences(schemas.read_preferences(data), tok, tcfg)
+    val = encode.tokenize_preferences(schemas.read_preferences(eval_data), tok, tcfg)
     counts = {"train": len(train.sequences), "train_filtered": train.n_filtered, "train_truncated": train.n_truncated,
               "eval": len(val.sequences), "eval_filtered": val.n_filtered, "eval_truncated": val.n_truncated}
     return train, val, counts
@@ -109,7 +109,7 @@ def replicate(model, mesh):
     import jax
     from flax import nnx
 
-    from trainer_jax import mesh as M
+    from trainer_jax.train import mesh as M
 
     graphdef, state = nnx.split(model)
     state = jax.jit(lambda s: s, out_shardings=M.replicated(mesh))(state)
@@ -144,9 +144,10 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
     import jax
     import jax.numpy as jnp
 
-    from trainer_jax import labels, mesh as M
-    from trainer_jax.hf_import import load_reward_model, read_model_dir
-    from trainer_jax.train_loop import restore_best, run
+    from trainer_jax.evals import labels
+    from trainer_jax.models.hf_import import load_reward_model, read_model_dir
+    from trainer_jax.train import mesh as M
+    from trainer_jax.train.loop import restore_best, run
 
     src = read_model_dir(base_dir)
     if src.is_classifier and src.num_labels != config.num_labels:
@@ -206,7 +207,7 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
     best_i = max(range(len(results)), key=lambda j: (results[j]["best_accuracy"], -j))
     best = results[best_i]
     best_dir = partial / (f"lr-{best['lr']:.1e}" if len(lrs) > 1 else "run")
-    from trainer_jax.hf_export import export_reward_model
+    from trainer_jax.models.hf_export import export_reward_model
 
     best_model = replicate(restore_best(load(), best_dir), mesh)  # whole arrays: process 0 can write them
     outcome = TrainResult(str(out), True, best["lr"], best["best_accuracy"], best["merge_weights"], results, counts)
@@ -216,7 +217,7 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
     del best_model
     # ---- 5. RewardBench
     if rewardbench is not None:
-        from trainer_jax.score import score_pairs
+        from trainer_jax.evals.score import score_pairs
 
         report = score_pairs(partial / "model", rewardbench, out=partial / "rewardbench_scores.jsonl",
                              batch_size=config.micro_batch, weights=best["merge_weights"])

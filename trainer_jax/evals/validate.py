@@ -75,7 +75,12 @@ def validate(labels_path: str | Path, predictor_dir: str | Path | None = None) -
     """Compare predictions with the measured labels in ``labels_path`` (see the module docstring)."""
     from predictor import artifact
     from predictor.candidates import fill_from_snapshot
-    from predictor.data import TARGETS, load_labels, load_snapshot, shipped_predictor_dir
+    from predictor.data import (
+        TARGETS,
+        load_labels,
+        load_snapshot,
+        shipped_predictor_dir,
+    )
     from predictor.errors import DataError
 
     labels = load_labels([Path(labels_path)])

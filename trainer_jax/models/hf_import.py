@@ -13,18 +13,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes  # noqa: F401  registers bfloat16 with numpy before safetensors reads bf16 tensors
 import jax
 import jax.numpy as jnp
+import ml_dtypes  # noqa: F401  registers bfloat16 with numpy before safetensors reads bf16 tensors
 import numpy as np
 from flax import nnx
 from safetensors import safe_open
 
 from predictor.errors import ArtifactError
 from trainer_jax import require_train_extra
-from trainer_jax.heads import RewardModel
-from trainer_jax.models.config import SUPPORTED_ARCHITECTURES, DecoderConfig, config_from_dict, read_config_json
+from trainer_jax.models.config import (
+    SUPPORTED_ARCHITECTURES,
+    DecoderConfig,
+    config_from_dict,
+    read_config_json,
+)
 from trainer_jax.models.decoder import CausalLM
+from trainer_jax.models.heads import RewardModel
 from trainer_jax.models.keymap import Entry, causal_lm_entries, reward_entries
 
 # A sharding for every parameter, or a function of (NNX path, abstract array) giving one.

@@ -36,7 +36,7 @@ import numpy as np
 
 from predictor.atomic import atomic_file
 from predictor.errors import DataError
-from trainer_jax.data import read_jsonl
+from trainer_jax.data.readers import read_jsonl
 
 SCHEMA_VERSION = 1
 
