@@ -243,14 +243,23 @@ def ingest(results_dir, out, model_id):
 # --- trainer commands ---
 
 
+def _buckets(value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter("give comma-separated token counts, e.g. 512,1024,2048", param_hint="'--buckets'") from None
+
+
 @main.command()
 @click.argument("base_dir", metavar="BASE_DIR")
-@click.option("--data", required=True, metavar="TRAIN.jsonl", help="Training rows: preference pairs (bradley_terry) or HelpSteer2 rows (regression).")
-@click.option("--eval-data", required=True, metavar="VAL.jsonl", help="Preference pairs for validation accuracy (and the regression merge vector).")
+@click.option("--data", metavar="TRAIN.jsonl", help="Training rows: preference pairs (bradley_terry) or HelpSteer2 rows (regression).")
+@click.option("--eval-data", metavar="VAL.jsonl", help="Preference pairs for validation accuracy (and the regression merge vector).")
 @click.option("--recipe", required=True, type=click.Choice(["bradley_terry", "regression"]), help="The seed study's recipe preset.")
-@click.option("--out", required=True, metavar="RUN_DIR", help="New run directory (built as RUN_DIR.partial, renamed when done).")
+@click.option("--out", metavar="RUN_DIR", help="New run directory (built as RUN_DIR.partial, renamed when done).")
 @click.option("--lr", type=float, metavar="X", help="Learning rate (default: 2e-6 BT, 5e-6 regression).")
-@click.option("--lr-sweep", is_flag=True, help="Train at every learning rate of the recipe's grid and keep the best.")
+@click.option("--lr-sweep", is_flag=True, help="Train at every learning rate of the recipe's grid and keep the best (compiled once).")
 @click.option("--epochs", type=click.IntRange(min=1), metavar="N", help="Epochs (default: 1 BT, 2 regression).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, metavar="B", help="Global batch (pairs or rows per optimizer step).")
 @click.option("--micro-batch", type=click.IntRange(min=1), default=8, show_default=True, metavar="M", help="Per forward pass; B/M passes are accumulated.")
@@ -259,60 +268,72 @@ def ingest(results_dir, out, model_id):
 @click.option("--rewardbench", metavar="FILE", help="RewardBench v1 rows (prompt/chosen/rejected/subset) to score the model on.")
 @click.option("--train-data-name", metavar="NAME", help="train_data of the label row (default: the --data file name).")
 @click.option("--max-length", type=click.IntRange(min=1), default=2048, show_default=True, metavar="T", help="Tokens per sequence.")
+@click.option("--buckets", metavar="T1,T2,...", help="Padded batch lengths, i.e. the compiled shapes (default: 1/8, 1/4, 1/2, 3/4 and all of --max-length).")
 @click.option("--truncate", type=click.Choice(["left"]), help="Left-truncate over-length examples instead of dropping them.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--dtype", type=click.Choice(["bfloat16", "float32"]), default="bfloat16", show_default=True, help="Compute dtype (weights and optimizer state stay float32).")
-@click.option("--remat", is_flag=True, help="Recompute decoder blocks in the backward pass (less memory).")
+@click.option("--remat", type=click.Choice(["full", "dots", "none"]), default="full", show_default=True, help="Recompute layers in the backward pass: full (least memory), dots (keep matmul outputs), none.")
 @click.option("--warmup-steps", type=click.IntRange(min=0), default=20, show_default=True, metavar="N")
-@click.option("--eval-every", type=click.IntRange(min=1), default=20, show_default=True, metavar="N", help="Optimizer steps between validations and checkpoints.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=20, show_default=True, metavar="N", help="Optimizer steps between validations (the best one's parameters are kept).")
+@click.option("--save-every", type=click.IntRange(min=1), default=100, show_default=True, metavar="N", help="Optimizer steps between resume states (also saved at the end and on SIGTERM/SIGINT).")
 @click.option("--max-steps", type=click.IntRange(min=1), metavar="N", help="Stop after N optimizer steps.")
 @click.option("--center", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="C", help="BT reward-centering coefficient (0.01 is usual).")
 @click.option("--mesh-data", type=click.IntRange(min=1), default=1, show_default=True, metavar="D", help="Devices on the data axis; the rest shard parameters (FSDP).")
 @click.option("--resume", is_flag=True, help="Continue RUN_DIR.partial from its last checkpoint.")
-@click.option("--distributed", is_flag=True, help="Multi-host: call jax.distributed.initialize() first (run on every host).")
+@click.option("--dry-run", is_flag=True, help="Estimate memory per device from config.json alone and say whether the run fits (exit 1 if not).")
+@click.option("--device-memory", type=click.FloatRange(min=0, min_open=True), metavar="GB", help="Memory per device for --dry-run (default: what the devices report).")
+@click.option("--distributed", is_flag=True, help="Multi-host: join the other processes first (run the same command on every host).")
+@click.option("--coordinator", metavar="HOST:PORT", help="--distributed: process 0's address (default: detected on SLURM/TPU).")
+@click.option("--num-processes", type=click.IntRange(min=1), metavar="N", help="--distributed: processes in all.")
+@click.option("--process-id", type=click.IntRange(min=0), metavar="I", help="--distributed: this process's rank, 0..N-1.")
+@click.option("--coordinator-timeout", type=click.IntRange(min=1), default=300, show_default=True, metavar="S", help="--distributed: seconds to wait for every process to join.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_size, micro_batch, labels_out, model_id,
-          rewardbench, train_data_name, max_length, truncate, seed, dtype, remat, warmup_steps, eval_every, max_steps,
-          center, mesh_data, resume, distributed, fmt):
+          rewardbench, train_data_name, max_length, buckets, truncate, seed, dtype, remat, warmup_steps, eval_every,
+          save_every, max_steps, center, mesh_data, resume, dry_run, device_memory, distributed, coordinator,
+          num_processes, process_id, coordinator_timeout, fmt):
     """Train a reward model on BASE_DIR (a local Hugging Face model directory) and export it to RUN_DIR/model."""
     from predictor import render
     from trainer_jax import require_train_extra
 
     require_train_extra()
-    if distributed:
-        import jax
-
-        jax.distributed.initialize()
-    from trainer_jax.train.recipes import lr_grid, make_config
-    from trainer_jax.train.run import train as run_train
-
     if lr is not None and lr_sweep:
         raise click.UsageError("give either --lr or --lr-sweep, not both")
+    if not dry_run and not (data and eval_data and out):
+        raise click.UsageError("--data, --eval-data and --out are required (only --dry-run goes without them)")
+    from trainer_jax.train.recipes import lr_grid, make_config
+
     config = make_config(recipe, lr=lr, epochs=epochs, global_batch=batch_size, micro_batch=min(micro_batch, batch_size),
-                         max_length=max_length, truncate_left=truncate == "left", seed=seed, dtype=dtype, remat=remat,
-                         warmup_steps=warmup_steps, eval_every=eval_every, checkpoint_every=eval_every,
-                         max_steps=max_steps, center_coef=center, mesh_data=mesh_data)
+                         max_length=max_length, buckets=_buckets(buckets), truncate_left=truncate == "left", seed=seed,
+                         dtype=dtype, remat=remat, warmup_steps=warmup_steps, eval_every=eval_every,
+                         save_every=save_every, max_steps=max_steps, center_coef=center, mesh_data=mesh_data)
+    if distributed:
+        from trainer_jax.train.mesh import initialize_distributed
+
+        initialize_distributed(coordinator, num_processes, process_id, timeout_s=coordinator_timeout)
+    if dry_run:
+        from predictor.errors import GateFailed
+        from trainer_jax.train.dryrun import estimate, render_table
+
+        report = estimate(base_dir, config, device_memory_gb=device_memory)
+        click.echo(render.to_json(report.to_json()) if fmt == "json" else render_table(report), nl=False)
+        if not report.fits:
+            raise GateFailed(f"the run does not fit: {report.advice()}")
+        return
+    from trainer_jax.train.run import render_table as train_table
+    from trainer_jax.train.run import train as run_train
+
     result = run_train(base_dir, data, eval_data, out, config, lrs=list(lr_grid(recipe)) if lr_sweep else None,
                        resume=resume, labels_out=labels_out, model_id=model_id, rewardbench=rewardbench,
-                       train_data_name=train_data_name)
+                       train_data_name=train_data_name, note=note)
     for key in ("train", "eval"):
         if result.data.get(f"{key}_filtered"):
             note(f"{result.data[f'{key}_filtered']} over-length {key} examples dropped (--max-length {max_length}; "
                  "--truncate left keeps them)")
-    if fmt == "json":
-        click.echo(render.to_json(result.to_json()), nl=False)
-    elif not result.finished:
-        click.echo(f"run dir        {result.run_dir} (unfinished: continue with --resume)")
-    else:
-        click.echo(f"run dir        {result.run_dir}")
-        click.echo(f"learning rate  {result.lr:g}")
-        click.echo(f"val accuracy   {100 * result.best_accuracy:.2f}%")
-        if result.merge_weights:
-            click.echo("merge weights  " + ", ".join(f"{w:g}" for w in result.merge_weights))
-        if result.rewardbench is not None:
-            sections = result.rewardbench["sections"]
-            click.echo("RewardBench    " + ", ".join(f"{k} {100 * v:.2f}" for k, v in sections.items()))
-    if labels_out:
+    if not result.finished:
+        note(f"stopped before the end; {result.run_dir} holds the run: repeat the same command with --resume to continue")
+    click.echo(render.to_json(result.to_json()) if fmt == "json" else train_table(result), nl=False)
+    if labels_out and result.finished:
         note(f"appended a {recipe} label for {model_id} to {labels_out}")
 
 

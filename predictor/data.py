@@ -237,7 +237,7 @@ def load_snapshot(root: Path | None = None) -> Snapshot:
     digest = hashlib.sha256(_CACHE_FORMAT.encode())
     for path in sources:
         digest.update(path.read_bytes())
-    cache = _cache_dir() / f"snapshot-{digest.hexdigest()[:24]}.npz"
+    cache = cache_dir() / f"snapshot-{digest.hexdigest()[:24]}.npz"
     try:
         with np.load(cache, allow_pickle=False) as z:
             ids = z["ids"].tolist()
@@ -254,7 +254,8 @@ def load_snapshot(root: Path | None = None) -> Snapshot:
 _CACHE_FORMAT = "snapshot-v1"
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """basepick's cache directory: $BASEPICK_CACHE_DIR, else $XDG_CACHE_HOME/basepick or ~/.cache/basepick."""
     if os.environ.get("BASEPICK_CACHE_DIR"):
         return Path(os.environ["BASEPICK_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

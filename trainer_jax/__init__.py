@@ -18,3 +18,17 @@ def require_train_extra() -> None:
     for module in _REQUIRED:
         if importlib.util.find_spec(module) is None:
             raise MissingExtraError("train", module)
+
+
+def enable_compile_cache() -> None:
+    """Turn on JAX's persistent compilation cache under basepick's cache directory (``.../jax``).
+
+    A run (or the next run) that compiles a program it compiled before loads it instead. A cache
+    directory the user set (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is left alone.
+    """
+    import jax
+
+    from predictor.data import cache_dir
+
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))

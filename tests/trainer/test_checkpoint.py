@@ -1,6 +1,8 @@
-"""Orbax checkpoints: exact round trip, corrupt or partial checkpoints refused, killed run resumes exactly."""
+"""Orbax checkpoints: exact round trip, lean on disk, unreadable ones refused, interrupted saves ignored,
+a stopped run resumes exactly."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,13 +26,15 @@ from predictor.errors import ArtifactError  # noqa: E402
 from trainer_jax.train.checkpoint import RunCheckpoints  # noqa: E402
 
 
-def _state():
-    model = nnx.Linear(4, 3, rngs=nnx.Rngs(0))
+def _state(width: int = 4):
+    model = nnx.Linear(width, 3, rngs=nnx.Rngs(0))
     _, params = nnx.split(model, nnx.Param)
     tx = optax.MultiSteps(optax.adamw(1e-3), every_k_schedule=2)
     opt_state = tx.init(params)
-    grads = jax.tree.map(jnp.ones_like, params)
-    _, opt_state = tx.update(grads, opt_state, params)  # a non-trivial accumulator and counters
+    keys = iter(jax.random.split(jax.random.key(1), 8))
+    for _ in range(2):  # one whole optimizer step: moments and counters set, the accumulator back to zero
+        grads = jax.tree.map(lambda p: jax.random.normal(next(keys), p.shape), params)  # incompressible
+        _, opt_state = tx.update(grads, opt_state, params)
     return params, opt_state, jax.random.key(7)
 
 
@@ -50,27 +54,44 @@ def test_round_trip_is_exact(tmp_path):
     ckpt.close()
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "manifest"])
-def test_damaged_checkpoint_is_reported_not_loaded(tmp_path, damage):
+def test_resume_state_is_at_most_12_bytes_and_best_4_bytes_per_parameter(tmp_path):
+    params, opt_state, rng = _state(width=100_000)  # 300k parameters: file overheads are negligible
+    ckpt = RunCheckpoints(tmp_path / "ck")
+    ckpt.save_state(2, params, opt_state, rng, {})
+    ckpt.save_best(2, params)
+    ckpt.close()
+    n = sum(x.size for x in jax.tree.leaves(params))
+    size = lambda d: sum(p.stat().st_size for p in d.rglob("*") if p.is_file()) / n  # noqa: E731
+    # fp32 params + both Adam moments, no accumulator (which would make it 16); orbax's zstd saves a little
+    assert 8.0 < size(tmp_path / "ck" / "state" / "2") <= 12.5
+    assert 3.0 < size(tmp_path / "ck" / "best" / "2") <= 4.5  # fp32 params only
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_unreadable_checkpoint_is_reported_not_loaded(tmp_path, damage):
     params, opt_state, rng = _state()
     ckpt = RunCheckpoints(tmp_path / "ck")
     ckpt.save_state(1, params, opt_state, rng, {})
+    ckpt.wait()
     step_dir = tmp_path / "ck" / "state" / "1"
     victim = max((p for p in step_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
-    if damage == "flip":
-        data = bytearray(victim.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        victim.write_bytes(bytes(data))
-    elif damage == "truncate":
-        victim.write_bytes(victim.read_bytes()[:-10])
-    elif damage == "delete":
+    if damage == "truncate":
+        victim.write_bytes(victim.read_bytes()[: len(victim.read_bytes()) // 2])
+    else:
         victim.unlink()
-    else:  # the process died between orbax's commit and the manifest
-        (tmp_path / "ck" / "manifests" / "state-1.json").unlink()
-    message = "incomplete" if damage == "manifest" else "corrupt"
-    with pytest.raises(ArtifactError, match=message):
+    with pytest.raises(ArtifactError, match="cannot restore checkpoint .*state/1"):
         ckpt.restore_state(1, {"params": params, "opt_state": opt_state, "rng": rng})
     ckpt.close()
+
+
+def test_a_save_cut_short_is_never_listed(tmp_path):
+    """Orbax commits a step by renaming its temporary directory: a crash mid-save leaves an unlisted one."""
+    params, opt_state, rng = _state()
+    ckpt = RunCheckpoints(tmp_path / "ck")
+    ckpt.save_state(1, params, opt_state, rng, {})
+    ckpt.close()
+    shutil.copytree(tmp_path / "ck" / "state" / "1", tmp_path / "ck" / "state" / "2.orbax-checkpoint-tmp-123")
+    assert RunCheckpoints(tmp_path / "ck").latest_state_step() == 1
 
 
 def test_no_best_checkpoint_is_an_error(tmp_path):
@@ -108,8 +129,8 @@ def test_resume_refuses_a_corrupt_checkpoint(tmp_path_factory, tmp_path, run):
     train(*args, B.tiny_config(max_steps=5, halt_after=3))
     step_dir = tmp_path / "r.partial" / "run" / "checkpoints" / "state" / "3"
     victim = max((p for p in step_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
-    victim.write_bytes(victim.read_bytes()[:-1])
-    with pytest.raises(ArtifactError, match="corrupt"):
+    victim.write_bytes(victim.read_bytes()[: len(victim.read_bytes()) // 2])
+    with pytest.raises(ArtifactError, match="cannot restore checkpoint"):
         train(*args, B.tiny_config(max_steps=5), resume=True)
     # settings must match the halted run's
     with pytest.raises(Exception, match="differs from this command"):
@@ -123,7 +144,6 @@ def test_discard_after_and_resaving_a_step(tmp_path):
     ckpt.save_best(4, params)  # written just before a kill, after the last state checkpoint
     ckpt.discard_after(2)
     assert ckpt.best_step() is None and ckpt.latest_state_step() == 2
-    assert not (tmp_path / "ck" / "manifests" / "best-4.json").exists()
     ckpt.save_state(2, params, opt_state, rng, {"again": True})  # the same step saved twice: replaced
     assert ckpt.restore_state(2, {"params": params, "opt_state": opt_state, "rng": rng}).meta["again"] is True
     ckpt.close()

@@ -236,7 +236,7 @@ def test_over_length_pairs_filtered_or_left_truncated(chat_tokenizer):
 def test_pair_batches_put_chosen_rows_first(chat_tokenizer):
     examples = schemas.read_preferences(HH20)
     data = encode.tokenize_preferences(examples, chat_tokenizer, encode.TokenizeConfig(max_length=4096))
-    config = batching.BatchConfig(batch_size=3, pad_multiple=16, seed=7)
+    config = batching.BatchConfig(batch_size=3, buckets=tuple(range(16, 4097, 16)), seed=7)
     batches = list(batching.iterate_batches(data, config, num_epochs=1))
     assert len(batches) == batching.num_batches(20, config) == 7
     for batch in batches:
@@ -257,7 +257,7 @@ def test_regression_batches_carry_targets(chat_tokenizer):
     rows = [schemas.RegressionExample(({"role": "user", "content": "q" * k}, {"role": "assistant", "content": "a"}),
                                 (k, 1.0, 2.0, 3.0, -k)) for k in range(1, 6)]
     data = encode.tokenize_regression(rows, chat_tokenizer)
-    batches = list(batching.iterate_batches(data, batching.BatchConfig(batch_size=2, pad_multiple=8), num_epochs=1))
+    batches = list(batching.iterate_batches(data, batching.BatchConfig(batch_size=2, buckets=(8, 16, 64)), num_epochs=1))
     for batch in batches:
         assert batch.input_ids.shape[0] == 2 and batch.targets.shape == (2, 5) and batch.targets.dtype == np.float32
         for row, i in enumerate(batch.indices):
@@ -274,9 +274,9 @@ def synthetic(lengths: list[tuple[int, int]]) -> encode.TokenizedData:
 
 
 pair_lengths = st.lists(st.tuples(st.integers(1, 60), st.integers(1, 60)), min_size=1, max_size=40)
-configs = st.builds(batching.BatchConfig, batch_size=st.integers(1, 7), pad_multiple=st.sampled_from([1, 4, 8, 16]),
-                    max_length=st.just(60), window_batches=st.integers(1, 4), seed=st.integers(0, 2**31),
-                    shuffle=st.booleans())
+bucket_sets = st.lists(st.integers(1, 59), max_size=5).map(lambda b: tuple(sorted(set(b))) + (60,))
+configs = st.builds(batching.BatchConfig, batch_size=st.integers(1, 7), buckets=bucket_sets,
+                    window_batches=st.integers(1, 4), seed=st.integers(0, 2**31), shuffle=st.booleans())
 
 
 @settings(max_examples=60, deadline=None)
@@ -289,10 +289,9 @@ def test_every_example_once_per_epoch_within_max_length(lengths, config):
         assert sorted(seen) == list(range(len(lengths)))
         for b in batches:
             t = b.input_ids.shape[1]
-            assert t <= config.max_length and (t % config.pad_multiple == 0 or t == config.max_length)
-            assert b.input_ids.shape == (2 * config.batch_size, t)
+            assert t in config.buckets and b.input_ids.shape == (2 * config.batch_size, t)
             longest = max(max(lengths[i]) for i in b.indices[b.valid])
-            assert t - longest < config.pad_multiple  # never more padding than one multiple
+            assert t == min(x for x in config.buckets if x >= longest)  # the smallest bucket that holds it
         assert batches[-1].position == batching.DataPosition(epoch + 1, 0)
 
 
@@ -312,19 +311,32 @@ def test_resume_from_any_position_gives_the_same_stream(lengths, config, cut):
 
 def test_shuffling_is_seeded_and_changes_per_epoch():
     data = synthetic([(n % 13 + 1, n % 7 + 1) for n in range(50)])
-    config = batching.BatchConfig(batch_size=4, pad_multiple=4, seed=3)
+    config = batching.BatchConfig(batch_size=4, buckets=(16, 32, 60), seed=3)
     order = lambda c, e: [int(i) for b in batching.epoch_plan(data.lengths, c, e) for i in b]  # noqa: E731
-    assert order(config, 0) == order(batching.BatchConfig(batch_size=4, pad_multiple=4, seed=3), 0)
+    assert order(config, 0) == order(batching.BatchConfig(batch_size=4, buckets=(16, 32, 60), seed=3), 0)
     assert order(config, 0) != order(config, 1)
-    assert order(config, 0) != order(batching.BatchConfig(batch_size=4, pad_multiple=4, seed=4), 0)
+    assert order(config, 0) != order(batching.BatchConfig(batch_size=4, buckets=(16, 32, 60), seed=4), 0)
+
+
+EIGHTS = tuple(range(8, 201, 8))
+
+
+def test_default_buckets_bound_the_compiled_shapes():
+    assert batching.default_buckets(2048) == (256, 512, 1024, 1536, 2048)
+    assert batching.default_buckets(4096) == (512, 1024, 2048, 3072, 4096)
+    assert batching.default_buckets(100) == (64, 100)
+    assert batching.default_buckets(50) == (50,)
+    assert batching.bucket_length(257, (256, 512)) == 512
+    with pytest.raises(ValueError, match="longer than the largest bucket"):
+        batching.bucket_length(513, (256, 512))
 
 
 def test_bucketing_reduces_padding_and_drop_last():
     rng = np.random.default_rng(0)
     data = synthetic([(int(n), int(n)) for n in rng.integers(1, 200, size=256)])
     padded = lambda c: sum(b.input_ids.size for b in batching.iterate_batches(data, c, num_epochs=1))  # noqa: E731
-    bucketed = batching.BatchConfig(batch_size=8, pad_multiple=8, window_batches=32)
-    assert padded(bucketed) < 0.75 * padded(batching.BatchConfig(batch_size=8, pad_multiple=8, window_batches=1))
-    dropped = batching.BatchConfig(batch_size=10, pad_multiple=8, drop_last=True)
+    bucketed = batching.BatchConfig(batch_size=8, buckets=EIGHTS, window_batches=32)
+    assert padded(bucketed) < 0.75 * padded(batching.BatchConfig(batch_size=8, buckets=EIGHTS, window_batches=1))
+    dropped = batching.BatchConfig(batch_size=10, buckets=EIGHTS, drop_last=True)
     batches = list(batching.iterate_batches(data, dropped, num_epochs=1))
     assert len(batches) == batching.num_batches(256, dropped) == 25 and all(b.valid.all() for b in batches)

@@ -19,9 +19,9 @@ from hypothesis import strategies as st  # noqa: E402
 from trainer_jax.models.heads import (  # noqa: E402
     RewardModel,
     concat_pairs,
-    last_token_index,
     pair_rewards,
 )
+from trainer_jax.models.decoder import REMAT_POLICIES, Execution  # noqa: E402
 from trainer_jax.models.hf_import import load_reward_model  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "fixtures" / "models"
@@ -38,9 +38,13 @@ def _model() -> RewardModel:
     return MODEL
 
 
-def test_last_token_index_any_padding_side():
-    mask = jnp.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 1, 0, 0, 0]])  # (B, T)
-    np.testing.assert_array_equal(last_token_index(mask), [2, 4, 4, 1])
+def test_packing_puts_real_tokens_first_whatever_the_padding():
+    mask = jnp.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 1, 0, 1, 0], [0, 0, 0, 0, 0]])
+    ids = jnp.arange(25, dtype=jnp.int32).reshape(5, 5) + 3
+    _, lengths, order = nnx.jit(lambda m, i, k: m.model.packed(i, k))(_model(), ids, mask)
+    np.testing.assert_array_equal(lengths, [3, 3, 5, 2, 1])  # an empty row counts one token
+    np.testing.assert_array_equal(order[:, :1], [[0], [2], [0], [1], [0]])  # first real token first
+    np.testing.assert_array_equal(order[3, :2], [1, 3])  # a hole in the middle is skipped
 
 
 def test_pad_id_equal_to_content_tokens_does_not_move_pooling():
@@ -98,15 +102,15 @@ def test_reward_invariant_to_padding_side_amount_and_batch(tokens, pad, left, ot
     np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-6)  # fp32: only summation order differs
 
 
-def test_remat_gives_the_same_rewards_and_gradients():
+def test_every_remat_policy_gives_the_same_rewards_and_gradients():
     model = load_reward_model(GOLDEN / "qwen2-rm")
     ids, mask = jnp.array([[0, 4, 5, 6], [7, 8, 9, 10]]), jnp.array([[0, 1, 1, 1], [1, 1, 1, 1]])
 
-    def loss(m, remat):
-        rc, rr = pair_rewards(m, ids[:1], mask[:1], ids[1:], mask[1:], remat=remat)
+    def loss(m, policy):
+        rc, rr = pair_rewards(m, ids[:1], mask[:1], ids[1:], mask[1:], Execution(remat=policy))
         return -jnp.mean(jax.nn.log_sigmoid(rc - rr))
 
-    grads = {r: nnx.jit(nnx.grad(loss), static_argnums=1)(model, r) for r in (False, True)}
-    plain, remat = jax.tree.leaves(grads[False]), jax.tree.leaves(grads[True])
-    for a, b in zip(plain, remat):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)  # fp32, different fusion only
+    grads = {p: jax.tree.leaves(nnx.jit(nnx.grad(loss), static_argnums=1)(model, p)) for p in REMAT_POLICIES}
+    for policy in ("full", "dots"):
+        for a, b in zip(grads["none"], grads[policy]):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)  # fp32, different fusion only

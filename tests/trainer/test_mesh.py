@@ -32,6 +32,27 @@ def test_param_spec_shards_the_largest_divisible_axis():
     assert M.param_spec((3,), 8) == P()
     assert M.param_spec((), 8) == P()
     assert M.param_spec((300, 32), 1) == P()
+    assert M.param_spec((16, 64, 96), 8, stacked=True) == P(None, None, "fsdp")  # never the layer axis
+    assert M.param_spec((16, 6), 8, stacked=True) == P()
+
+
+def test_stacked_layers_are_recognised_inside_optimizer_states():
+    import optax
+    from flax import nnx
+
+    from trainer_jax.models.config import config_from_dict
+    from trainer_jax.models.heads import RewardModel
+
+    cfg = config_from_dict(dict(model_type="llama", vocab_size=64, hidden_size=16, intermediate_size=32,
+                                num_hidden_layers=8, num_attention_heads=2, num_key_value_heads=1))
+    params = nnx.state(nnx.eval_shape(lambda: RewardModel(cfg, rngs=nnx.Rngs(0))), nnx.Param)
+    opt = jax.eval_shape(optax.adam(1e-3).init, params)
+    specs = jax.tree_util.tree_map_with_path(
+        lambda kp, x: M.param_spec(x.shape, 8, stacked=M._is_stacked(kp)), (params, opt))
+    flat = {jax.tree_util.keystr(kp): s for kp, s in jax.tree_util.tree_leaves_with_path(specs, is_leaf=lambda s: isinstance(s, P))}
+    gate = [s for k, s in flat.items() if "gate_proj" in k and "kernel" in k]
+    assert len(gate) == 3  # params, Adam's mu and nu
+    assert all(s == P(None, None, "fsdp") for s in gate)  # (8 layers, 16, 32): never the layer axis
 
 
 def test_single_device_mesh_is_the_same_code_path():
@@ -43,7 +64,7 @@ def test_single_device_mesh_is_the_same_code_path():
         M.make_mesh(data=jax.device_count() + 1, fsdp=1)
 
 
-STEPS = dict(max_steps=4, eval_every=100, checkpoint_every=100)  # validation and checkpoint at the end only
+STEPS = dict(max_steps=4, eval_every=100, save_every=100)  # validation and checkpoint at the end only
 
 
 def _records(out: Path) -> list[dict]:

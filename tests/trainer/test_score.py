@@ -136,13 +136,12 @@ def _tokenizer_variant(tmp_path: Path, **config_changes) -> Path:
     return out
 
 
-def test_tokenizer_pad_rules(tmp_path):
-    """No pad token: eos is used (pooling never reads pad ids); neither: one-line ArtifactError."""
-    eos_only = _tokenizer_variant(tmp_path / "a", pad_token=None)
-    assert load_tokenizer(eos_only).pad_token == "<eos>"
+def test_a_tokenizer_without_pad_or_eos_still_scores(tmp_path):
+    """Scoring never reads pad ids (pooling comes from the mask): no pad token is needed."""
     neither = _tokenizer_variant(tmp_path / "b", pad_token=None, eos_token=None)
-    with pytest.raises(ArtifactError, match="no pad token and no eos token"):
-        load_tokenizer(neither)
+    assert load_tokenizer(neither).pad_token is None
+    report = score_pairs(neither, _write(tmp_path / "pairs.jsonl", ROWS[:2]))
+    assert report.n_pairs == 2
 
 
 def test_chat_rows_need_a_chat_template(tmp_path):

@@ -1,4 +1,5 @@
-"""The functional train step: remat changes nothing but memory; bf16 compute keeps fp32 master weights."""
+"""The functional train step: remat changes nothing but memory; bf16 compute keeps fp32 master weights;
+an LR sweep compiles the step no more often than one learning rate."""
 
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ import builders as B  # noqa: E402
 
 from trainer_jax.models.hf_import import load_reward_model  # noqa: E402
 from trainer_jax.train import mesh as M  # noqa: E402
-from trainer_jax.train.loop import make_optimizer, make_steps  # noqa: E402
+from trainer_jax.train.loop import Schedule, build_steps  # noqa: E402
 
 IDS = np.array([[5, 6, 7, 8, 9, 0], [11, 12, 13, 0, 0, 0]], np.int32)  # (B, T)
 MASK = (IDS != 0).astype(np.int32)  # (B, T)
@@ -38,9 +39,9 @@ def _one_step(base, **overrides):
     config = B.tiny_config(global_batch=8, warmup_steps=0, **overrides)
     model = load_reward_model(base, dtype=jnp.dtype(config.dtype))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = make_optimizer(config, 1e-3, total_steps=10, last_k=1)
-    opt_state = tx.init(params)
-    step, _ = make_steps(graphdef, rest, config, tx, M.tree_shardings(mesh, (params, opt_state)))
+    steps = build_steps(graphdef, params, rest, config, Schedule(total_steps=10, last_k=1), mesh, "xla")
+    opt_state = steps.init_opt(params, 1e-3)
+    step = steps.train_step
     ids = np.concatenate([IDS, IDS[::-1]])  # (2B, T): chosen rows, then rejected rows
     mask = np.concatenate([MASK, MASK[::-1]])
     before = jax.tree.map(np.array, params)  # copies: params are donated
@@ -48,9 +49,10 @@ def _one_step(base, **overrides):
     return before, params, opt_state, metrics
 
 
-def test_remat_step_matches_plain_step(base):
-    _, plain, _, m0 = _one_step(base)
-    _, remat, _, m1 = _one_step(base, remat=True)
+@pytest.mark.parametrize("policy", ["full", "dots"])
+def test_remat_step_matches_plain_step(base, policy):
+    _, plain, _, m0 = _one_step(base, remat="none")
+    _, remat, _, m1 = _one_step(base, remat=policy)
     assert float(m1["loss"]) == pytest.approx(float(m0["loss"]), rel=1e-6)
     for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(remat)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)  # fusion-level fp32 noise
@@ -66,3 +68,16 @@ def test_bf16_compute_keeps_fp32_master_weights_and_optimizer_state(base):
         assert all(changed)  # an update at 1e-3 reaches every fp32 master weight
         losses[dtype] = float(metrics["loss"])
     assert np.isfinite(losses["bfloat16"]) and abs(losses["bfloat16"] - losses["float32"]) < 0.05
+
+
+def test_a_three_lr_sweep_compiles_the_train_step_as_often_as_one_lr(tmp_path_factory, tmp_path):
+    from trainer_jax.train.run import train
+
+    ws = B.workspace(tmp_path_factory)
+    args = (ws / "base", ws / "train.jsonl", ws / "val.jsonl")
+    config = B.tiny_config(max_steps=2, eval_every=2, buckets=(32, 64))  # two shapes: short and long batches
+    one = train(*args, tmp_path / "one", config)
+    sweep = train(*args, tmp_path / "sweep", config, lrs=[1e-3, 5e-4, 2e-4])
+    assert one.runtime["compiled"]["train_step"] >= 1
+    assert sweep.runtime["compiled"] == one.runtime["compiled"]  # same shapes, compiled once each
+    assert len(sweep.runs) == 3 and len({r["params_sha256"] for r in sweep.runs}) == 3  # the lr did change

@@ -19,8 +19,8 @@ class BatchConfig:
     """How tokenized examples are grouped, padded and ordered."""
 
     batch_size: int = 8  # examples (pairs) per batch, B
-    pad_multiple: int = 128  # pad the sequence axis up to a multiple of this
-    max_length: int | None = None  # cap on the padded length T (None: no cap)
+    buckets: tuple[int, ...] = (256, 512, 1024, 1536, 2048)  # padded lengths T: a batch takes the smallest
+    # bucket that holds its longest sequence, so a run compiles at most len(buckets) shapes
     window_batches: int = 32  # length-sort within windows of this many batches of shuffled examples
     seed: int = 0  # shuffling seed; epoch e uses np.random.default_rng([seed, e])
     shuffle: bool = True  # False: input order, length-sorted inside each window, no batch shuffling
@@ -51,8 +51,8 @@ class Batch:
 def epoch_plan(lengths: np.ndarray, config: BatchConfig, epoch: int) -> list[np.ndarray]:
     """The batches of one epoch as arrays of example indices (deterministic from seed and epoch)."""
     n, bsz = len(lengths), config.batch_size
-    if bsz < 1 or config.window_batches < 1 or config.pad_multiple < 1:
-        raise ValueError("batch_size, window_batches and pad_multiple must be positive")
+    if bsz < 1 or config.window_batches < 1 or not config.buckets or min(config.buckets) < 1:
+        raise ValueError("batch_size, window_batches and buckets must be positive")
     rng = np.random.default_rng([config.seed, epoch])
     order = rng.permutation(n) if config.shuffle else np.arange(n)  # (N,)
     window = bsz * config.window_batches
@@ -73,11 +73,7 @@ def make_batch(data: TokenizedData, idx: np.ndarray, config: BatchConfig, positi
     bsz = config.batch_size
     sides = len(data.sequences[idx[0]])
     longest = max(len(s) for i in idx for s in data.sequences[i])
-    t = -(-longest // config.pad_multiple) * config.pad_multiple
-    if config.max_length is not None:
-        if longest > config.max_length:
-            raise ValueError(f"a sequence of {longest} tokens exceeds BatchConfig.max_length={config.max_length}")
-        t = min(t, config.max_length)
+    t = bucket_length(longest, config.buckets)
     input_ids = np.full((sides * bsz, t), config.pad_id, dtype=np.int32)  # (2B, T) or (B, T)
     mask = np.zeros((sides * bsz, t), dtype=np.int32)  # (2B, T) or (B, T)
     for b, i in enumerate(idx):
@@ -91,6 +87,22 @@ def make_batch(data: TokenizedData, idx: np.ndarray, config: BatchConfig, positi
         targets = np.zeros((bsz, data.targets.shape[1]), dtype=np.float32)  # (B, 5)
         targets[: len(idx)] = data.targets[idx]
     return Batch(input_ids, mask, targets, indices >= 0, indices, position)
+
+
+def default_buckets(max_length: int) -> tuple[int, ...]:
+    """Padded lengths for sequences of at most max_length: 1/8, 1/4, 1/2, 3/4 and all of it, rounded up
+    to multiples of 64 (2048 -> 256, 512, 1024, 1536, 2048): at most 5 compiled shapes, at most ~2x padding
+    for the shortest batches and < 1.5x above a quarter of max_length."""
+    parts = {max(64, -(-max_length * k // 8 // 64) * 64) for k in (1, 2, 4, 6)}
+    return tuple(sorted(b for b in parts if b < max_length)) + (max_length,)
+
+
+def bucket_length(longest: int, buckets: tuple[int, ...]) -> int:
+    """The smallest bucket holding ``longest`` tokens; ValueError when none does."""
+    for b in sorted(buckets):
+        if longest <= b:
+            return b
+    raise ValueError(f"a sequence of {longest} tokens is longer than the largest bucket ({max(buckets)})")
 
 
 def num_batches(n_examples: int, config: BatchConfig) -> int:

@@ -8,10 +8,15 @@ family live in ``trainer_jax.models.keymap``. Positions come from the attention 
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
+from trainer_jax.models.attention import attend, choose_attention
 from trainer_jax.models.config import DecoderConfig
 from trainer_jax.models.rope import apply_rope, rope_tables
 
@@ -65,33 +70,16 @@ class Attention(nnx.Module):
         self.v_proj = _linear(cfg, d, k * h, cfg.qkv_bias, dtype, param_dtype, rngs)
         self.o_proj = _linear(cfg, n * h, d, cfg.o_bias, dtype, param_dtype, rngs)
 
-    def __call__(self, x, cos, sin, mask) -> jnp.ndarray:
-        """x (B, T, D); cos/sin (B, T, R); mask (B, 1, T, T) bool, True = may attend."""
+    def __call__(self, x, cos, sin, lengths, *, window: int | None, implementation: str) -> jnp.ndarray:
+        """x (B, T, D) packed rows; cos/sin (B, T, R); lengths (B,) int32 real tokens per row."""
         cfg = self.cfg
         b, t, _ = x.shape
         q = self.q_proj(x).reshape(b, t, cfg.num_heads, cfg.head_dim)  # (B, T, N, H)
         k = self.k_proj(x).reshape(b, t, cfg.num_kv_heads, cfg.head_dim)  # (B, T, K, H)
         v = self.v_proj(x).reshape(b, t, cfg.num_kv_heads, cfg.head_dim)  # (B, T, K, H)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cfg.attn_logit_softcap is None:
-            out = jax.nn.dot_product_attention(q, k, v, mask=mask, scale=cfg.query_scale)  # (B, T, N, H)
-        else:
-            out = self._softcapped(q, k, v, mask)
+        out = attend(q, k, v, lengths, cfg=cfg, window=window, implementation=implementation)  # (B, T, N, H)
         return self.o_proj(out.reshape(b, t, cfg.num_heads * cfg.head_dim))
-
-    def _softcapped(self, q, k, v, mask) -> jnp.ndarray:
-        """Explicit attention for Gemma-2's cap * tanh(logits / cap), which dot_product_attention lacks."""
-        cfg = self.cfg
-        b, t, n, h = q.shape
-        g = n // cfg.num_kv_heads
-        q = q.reshape(b, t, cfg.num_kv_heads, g, h)  # (B, T, K, G, H) query groups per kv head
-        logits = jnp.einsum("btkgh,bskh->bkgts", q, k).astype(jnp.float32) * cfg.query_scale  # (B, K, G, T, S)
-        cap = cfg.attn_logit_softcap
-        logits = jnp.tanh(logits / cap) * cap
-        logits = jnp.where(mask[:, :, None], logits, jnp.finfo(jnp.float32).min)  # mask (B, 1, 1, T, S)
-        probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-        out = jnp.einsum("bkgts,bskh->btkgh", probs, v)  # (B, T, K, G, H)
-        return out.reshape(b, t, n, h)
 
 
 class MLP(nnx.Module):
@@ -123,39 +111,59 @@ class Block(nnx.Module):
             self.post_attn_norm = RMSNorm(cfg.hidden_size, **norm)
             self.post_mlp_norm = RMSNorm(cfg.hidden_size, **norm)
 
-    def __call__(self, x, cos, sin, masks: dict) -> jnp.ndarray:
-        h = self.self_attn(self.attn_norm(x), cos, sin, masks[self.window])
+    def __call__(self, x, cos, sin, lengths, implementation: str) -> jnp.ndarray:
+        h = self.self_attn(self.attn_norm(x), cos, sin, lengths, window=self.window, implementation=implementation)
         x = x + (self.post_attn_norm(h) if self.sandwich else h)
         h = self.mlp(self.mlp_norm(x))
         return x + (self.post_mlp_norm(h) if self.sandwich else h)
 
 
-def attention_masks(attention_mask: jnp.ndarray, windows) -> dict:
-    """One (B, 1, T, T) bool mask per distinct window (None = full causal).
+def layer_period(windows: tuple[int | None, ...]) -> int:
+    """Smallest p dividing the layer count with windows[i] == windows[i % p] (Gemma-2: 2; most: 1)."""
+    n = len(windows)
+    return next(p for p in range(1, n + 1) if n % p == 0 and all(windows[i] == windows[i % p] for i in range(n)))
 
-    Keys must be real tokens; each query may always see itself, so a pad query never has an empty row
-    (its output is ignored; real queries never see pad keys).
-    """
-    valid = attention_mask.astype(bool)  # (B, T)
-    t = valid.shape[1]
-    positions = jnp.cumsum(valid, axis=-1) - 1  # (B, T) position of each real token
-    idx = jnp.arange(t)
-    causal = idx[:, None] >= idx[None, :]  # (T, S)
-    base = causal[None] & valid[:, None, :]  # (B, T, S)
-    masks = {}
-    for window in set(windows):
-        m = base
-        if window is not None:
-            m = m & (positions[:, :, None] - positions[:, None, :] < window)  # (B, T, S) within window
-        masks[window] = (m | jnp.eye(t, dtype=bool)[None])[:, None]  # (B, 1, T, S)
-    return masks
+
+REMAT_POLICIES = ("full", "dots", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How a forward pass runs (not what it computes): remat, attention kernel, activation sharding."""
+
+    remat: str = "none"  # "full": recompute each layer in the backward pass; "dots": keep weight matmuls; "none"
+    attention: str | None = None  # "cudnn" or "xla"; None: choose_attention's pick for the model and dtype
+    mesh: jax.sharding.Mesh | None = None  # set: activations are constrained to rows over batch_axes
+    batch_axes: tuple[str, ...] = ("data", "fsdp")  # mesh axes the rows (batch) are split over
+
+
+def _remat(body, policy: str):
+    if policy == "none":
+        return body
+    if policy == "dots":  # keep the projections' outputs, recompute attention and elementwise work
+        return jax.checkpoint(body, prevent_cse=False, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+    if policy == "full":
+        return jax.checkpoint(body, prevent_cse=False)
+    raise ValueError(f"unknown remat policy {policy!r}; choose one of {', '.join(REMAT_POLICIES)}")
+
+
+def _compute_cast(state, dtype):
+    """Matrices (kernels, embeddings) cast to the compute dtype before use, so FSDP gathers them in it."""
+    return jax.tree.map(lambda a: a.astype(dtype) if a.ndim >= 2 and jnp.issubdtype(a.dtype, jnp.floating) else a, state)
 
 
 class DecoderModel(nnx.Module):
-    """Token embedding, decoder blocks and final norm (HF ``*Model``); returns final hidden states."""
+    """Token embedding, decoder blocks and final norm (HF ``*Model``).
+
+    Layers are stored stacked: ``layers`` is a list of the ``p = layer_period`` blocks of one period, each
+    parameter with a leading axis of ``num_layers / p`` (layer i is block ``i % p`` at index ``i // p``),
+    and the forward pass is one ``jax.lax.scan`` over that axis, so compile time and program size do not
+    grow with depth.
+    """
 
     def __init__(self, cfg: DecoderConfig, *, dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs):
         self.cfg = cfg
+        self.dtype = dtype
         self.embed_tokens = nnx.Embed(
             cfg.vocab_size,
             cfg.hidden_size,
@@ -164,31 +172,59 @@ class DecoderModel(nnx.Module):
             embedding_init=nnx.initializers.normal(cfg.initializer_range),
             rngs=rngs,
         )
-        self.layers = nnx.List(
-            [Block(cfg, i, dtype=dtype, param_dtype=param_dtype, rngs=rngs) for i in range(cfg.num_layers)]
-        )
+        period = layer_period(cfg.layer_windows)
+
+        @nnx.split_rngs(splits=cfg.num_layers // period)
+        @nnx.vmap(in_axes=0, out_axes=0)
+        def stack(rngs: nnx.Rngs) -> nnx.List:
+            return nnx.List([Block(cfg, j, dtype=dtype, param_dtype=param_dtype, rngs=rngs) for j in range(period)])
+
+        self.layers = stack(rngs)
         self.norm = RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps, offset=cfg.norm_offset, param_dtype=param_dtype)
 
-    def __call__(self, input_ids: jnp.ndarray, attention_mask: jnp.ndarray, *, remat: bool = False) -> jnp.ndarray:
-        """input_ids (B, T) int32, attention_mask (B, T) int/bool -> hidden states (B, T, D) in dtype.
+    def packed(self, input_ids: jnp.ndarray, attention_mask: jnp.ndarray, run: Execution = Execution()):
+        """Final hidden states of the rows packed left: (hidden (B, T, D), lengths (B,), order (B, T)).
 
-        ``remat=True`` recomputes each block's activations in the backward pass (``nnx.remat``): same
-        values, less memory for training.
+        Row b's real tokens (mask 1), in order, come first: ``hidden[b, j]`` belongs to input position
+        ``order[b, j]`` and ``hidden[b, lengths[b] - 1]`` to its last real token. Packing makes any padding
+        (left, right, holes) right padding, which causal attention with per-row lengths serves; positions
+        are then 0..length-1, as ``cumsum(mask) - 1`` gives. A row without real tokens counts one.
         """
-        x = self.embed_tokens(input_ids)  # (B, T, D)
-        if self.cfg.embed_scale != 1.0:
-            x = x * jnp.asarray(self.cfg.embed_scale, dtype=x.dtype)
-        positions = jnp.maximum(jnp.cumsum(attention_mask.astype(jnp.int32), axis=-1) - 1, 0)  # (B, T)
-        cos, sin = rope_tables(self.cfg, positions, x.dtype)  # (B, T, R) each
-        masks = attention_masks(attention_mask, self.cfg.layer_windows)
+        cfg = self.cfg
+        b, t = input_ids.shape
+        real = attention_mask.astype(bool)  # (B, T)
+        lengths = jnp.maximum(jnp.sum(real, axis=-1), 1).astype(jnp.int32)  # (B,)
+        order = jnp.argsort(~real, axis=-1, stable=True)  # (B, T) real tokens first, in input order
+        ids = jnp.take_along_axis(input_ids, order, axis=-1)  # (B, T)
+        implementation = run.attention or choose_attention(cfg, self.dtype).implementation
 
-        def run(block: Block, h: jnp.ndarray) -> jnp.ndarray:
-            return block(h, cos, sin, masks)  # (B, T, D)
+        def constrain(x, spec):
+            return x if run.mesh is None else jax.lax.with_sharding_constraint(x, NamedSharding(run.mesh, spec))
 
-        step = nnx.remat(run) if remat else run
-        for block in self.layers:
-            x = step(block, x)
-        return self.norm(x)
+        rows = P(run.batch_axes, None, None)
+        table = constrain(self.embed_tokens.embedding[...].astype(self.dtype), P())  # (V, D) gathered whole
+        x = constrain(jnp.take(table, constrain(ids, P(run.batch_axes, None)), axis=0), rows)  # (B, T, D)
+        if cfg.embed_scale != 1.0:
+            x = x * jnp.asarray(cfg.embed_scale, dtype=x.dtype)
+        cos, sin = rope_tables(cfg, jnp.broadcast_to(jnp.arange(t), (b, t)), x.dtype)  # (B, T, R) each
+        graphdef, stacked = nnx.split(self.layers)
+
+        def body(h, layer_state):
+            for block in nnx.merge(graphdef, _compute_cast(layer_state, self.dtype)):
+                h = block(h, cos, sin, lengths, implementation)
+            return constrain(h, rows), None  # (B, T, D) rows stay split over the batch axes
+
+        x, _ = jax.lax.scan(_remat(body, run.remat), x, stacked)
+        return self.norm(x), lengths, order
+
+    def __call__(self, input_ids: jnp.ndarray, attention_mask: jnp.ndarray, run: Execution = Execution()):
+        """input_ids (B, T) int32, attention_mask (B, T) -> hidden states (B, T, D) at the input positions.
+
+        Padding positions hold unspecified values.
+        """
+        hidden, _, order = self.packed(input_ids, attention_mask, run)
+        inverse = jnp.argsort(order, axis=-1)  # (B, T) packed slot of each input position
+        return jnp.take_along_axis(hidden, inverse[..., None], axis=1)
 
 
 class CausalLM(nnx.Module):
@@ -203,9 +239,9 @@ class CausalLM(nnx.Module):
             else _linear(cfg, cfg.hidden_size, cfg.vocab_size, False, dtype, param_dtype, rngs)
         )
 
-    def __call__(self, input_ids: jnp.ndarray, attention_mask: jnp.ndarray, *, remat: bool = False) -> jnp.ndarray:
+    def __call__(self, input_ids: jnp.ndarray, attention_mask: jnp.ndarray, run: Execution = Execution()):
         """Final hidden states (B, T, D); call ``logits`` on them for next-token scores."""
-        return self.model(input_ids, attention_mask, remat=remat)
+        return self.model(input_ids, attention_mask, run)
 
     def logits(self, hidden: jnp.ndarray) -> jnp.ndarray:
         """(B, T, D) hidden -> (B, T, V) float32 logits, soft-capped for Gemma-2."""

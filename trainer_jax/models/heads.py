@@ -1,8 +1,9 @@
 """Reward heads: backbone + ``score`` Dense(D, num_labels, no bias) at the last real token, in fp32.
 
 ``num_labels == 1`` is a Bradley-Terry reward; ``num_labels == n`` is multi-attribute regression.
-The pooled token is found from the attention mask (``argmax(arange(T) * mask)``), never from pad ids,
-so it is right for left padding, right padding and pad == eos alike.
+The pooled token is the last one the attention mask marks real (``DecoderModel.packed`` puts it at
+``length - 1``), never found from pad ids, so it is right for left padding, right padding and pad == eos
+alike.
 """
 
 from __future__ import annotations
@@ -11,13 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from trainer_jax.models.config import DecoderConfig
-from trainer_jax.models.decoder import DecoderModel
-
-
-def last_token_index(attention_mask: jnp.ndarray) -> jnp.ndarray:
-    """(B, T) mask -> (B,) index of the last real token, whatever the padding side."""
-    t = attention_mask.shape[-1]
-    return jnp.argmax(jnp.arange(t) * attention_mask.astype(jnp.int32), axis=-1)  # (B,)
+from trainer_jax.models.decoder import DecoderModel, Execution
 
 
 class RewardModel(nnx.Module):
@@ -45,14 +40,10 @@ class RewardModel(nnx.Module):
             rngs=rngs,
         )
 
-    def __call__(self, input_ids: jnp.ndarray, attention_mask: jnp.ndarray, *, remat: bool = False) -> jnp.ndarray:
-        """input_ids (B, T), attention_mask (B, T) -> rewards (B, num_labels) float32.
-
-        ``remat=True`` recomputes block activations in the backward pass (see ``DecoderModel``).
-        """
-        hidden = self.model(input_ids, attention_mask, remat=remat)  # (B, T, D)
-        last = last_token_index(attention_mask)  # (B,)
-        pooled = hidden[jnp.arange(hidden.shape[0]), last].astype(jnp.float32)  # (B, D)
+    def __call__(self, input_ids: jnp.ndarray, attention_mask: jnp.ndarray, run: Execution = Execution()):
+        """input_ids (B, T), attention_mask (B, T) -> rewards (B, num_labels) float32."""
+        hidden, lengths, _ = self.model.packed(input_ids, attention_mask, run)  # (B, T, D), (B,)
+        pooled = hidden[jnp.arange(hidden.shape[0]), lengths - 1].astype(jnp.float32)  # (B, D) last real token
         return self.score(pooled)  # (B, L)
 
 
@@ -76,11 +67,10 @@ def pair_rewards(
     chosen_mask: jnp.ndarray,
     rejected_ids: jnp.ndarray,
     rejected_mask: jnp.ndarray,
-    *,
-    remat: bool = False,
+    run: Execution = Execution(),
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Chosen and rejected rewards, each (B, num_labels) float32, from ONE forward pass over 2B rows."""
     ids, mask = concat_pairs(chosen_ids, chosen_mask, rejected_ids, rejected_mask)
-    rewards = model(ids, mask, remat=remat)  # (2B, L)
+    rewards = model(ids, mask, run)  # (2B, L)
     b = chosen_ids.shape[0]
     return rewards[:b], rewards[b:]

@@ -1,16 +1,27 @@
 """Export a RewardModel to a Hugging Face ``*ForSequenceClassification`` directory.
 
-The directory (``model.safetensors`` with ``score.weight``, ``config.json``, tokenizer files) loads with
+The directory (safetensors weights with ``score.weight``, ``config.json``, tokenizer files) loads with
 ``transformers.AutoModelForSequenceClassification.from_pretrained`` unchanged, with no missing or
-unexpected keys. Weights are written as float32. The directory is built next to its destination and
-renamed into place, so a crash never leaves a half-written model.
+unexpected keys. Weights are written as float32, in files of at most ``shard_bytes`` (one
+``model.safetensors``, or ``model-0000i-of-0000n.safetensors`` plus ``model.safetensors.index.json``).
+
+* Pooling: ``config.pad_token_id`` and the tokenizer's pad token are set to a token that never occurs in
+  text (``trainer_jax.data.tokenizer.choose_pad_token``), so transformers pools where the trainer does.
+* Memory: parameters are brought to the host one at a time (gathered across processes on a multi-host
+  mesh), so the host holds one parameter plus one output file's worth of tensors, never the whole model.
+* Multi-host: every process must call ``export_reward_model`` (the gathers are collective); process 0
+  alone writes.
+* Atomic: the directory is built next to its destination and renamed into place, so a crash never leaves
+  a half-written model.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,38 +32,53 @@ from safetensors.numpy import save_file
 
 from predictor.errors import ArtifactError
 from trainer_jax import require_train_extra
+from trainer_jax.data.tokenizer import PadToken, choose_pad_token, load_tokenizer
 from trainer_jax.models.config import CLASS_PREFIX, read_config_json
 from trainer_jax.models.heads import RewardModel
-from trainer_jax.models.keymap import reward_entries
+from trainer_jax.models.keymap import Entry, reward_entries
 
-# Tokenizer files copied verbatim from the source directory when present.
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "chat_template.jinja",
-    "chat_template.json",
-    "tokenizer.model",
-    "vocab.json",
-    "merges.txt",
-)
+SHARD_BYTES = 4 * 2**30  # largest weights file written
 
 
-def reward_tensors(model: RewardModel) -> dict[str, np.ndarray]:
-    """HF tensor name -> float32 numpy array, inverting the import key map (transposes, fused rows)."""
-    flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Param)))
-    pieces: dict[str, list[tuple[int, np.ndarray]]] = {}
-    for entry in reward_entries(model.cfg):
-        array = np.asarray(jax.device_get(flat[entry.path].get_value()), dtype=np.float32)
-        if entry.transpose:
-            array = array.T  # nnx kernel (in, out) -> torch Linear (out, in)
-        start = entry.rows[0] if entry.rows else 0
-        pieces.setdefault(entry.hf_key, []).append((start, array))
-    return {
-        key: np.ascontiguousarray(np.concatenate([a for _, a in sorted(parts, key=lambda p: p[0])], axis=0))
-        for key, parts in pieces.items()
-    }
+def host_array(value: jax.Array) -> np.ndarray:
+    """The whole of a (possibly sharded, possibly multi-host) array on this host, as numpy."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(value, tiled=True))
+    return np.asarray(jax.device_get(value))
+
+
+def hf_tensors(module: nnx.Module, entries: list[Entry]) -> Iterator[tuple[str, np.ndarray]]:
+    """(HF tensor name, float32 array) inverting a key map (layers, transposes, fused rows).
+
+    Each NNX parameter is gathered to the host once, all its HF tensors cut from it, then dropped; a fused
+    HF tensor (Phi-3's qkv) is yielded once its last piece is cut.
+    """
+    flat = dict(nnx.to_flat_state(nnx.state(module, nnx.Param)))
+    by_path: dict[tuple, list[Entry]] = {}
+    pieces_left: dict[str, int] = {}
+    for entry in entries:
+        by_path.setdefault(entry.path, []).append(entry)
+        pieces_left[entry.hf_key] = pieces_left.get(entry.hf_key, 0) + 1
+    pending: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for path, entries in by_path.items():
+        whole = host_array(flat[path].get_value())
+        for entry in entries:
+            array = np.asarray(whole if entry.layer is None else whole[entry.layer], dtype=np.float32)
+            if entry.transpose:
+                array = array.T  # nnx kernel (in, out) -> torch Linear (out, in)
+            pending.setdefault(entry.hf_key, []).append((entry.rows[0] if entry.rows else 0, array))
+            pieces_left[entry.hf_key] -= 1
+            if not pieces_left[entry.hf_key]:
+                parts = sorted(pending.pop(entry.hf_key), key=lambda p: p[0])
+                yield entry.hf_key, np.ascontiguousarray(np.concatenate([a for _, a in parts], axis=0))
+        del whole
+
+
+def reward_tensors(model: RewardModel) -> Iterator[tuple[str, np.ndarray]]:
+    """The HF ``*ForSequenceClassification`` tensors of a RewardModel (see ``hf_tensors``)."""
+    return hf_tensors(model, reward_entries(model.cfg))
 
 
 def classifier_config(
@@ -74,14 +100,53 @@ def classifier_config(
     return cfg
 
 
-def _pad_id_from_tokenizer_files(source: Path) -> int | None:
-    """Pad id (else eos id) from the source tokenizer, read the same way as trainer_jax.data.tokenizer does."""
-    from trainer_jax.data.tokenizer import load_tokenizer
+def _write_weights(tensors: Iterator[tuple[str, np.ndarray]], out: Path, shard_bytes: int) -> None:
+    """safetensors files of at most ``shard_bytes`` (a tensor larger than that gets a file of its own)."""
+    files: list[dict[str, np.ndarray]] = [{}]
+    written: list[tuple[str, list[str]]] = []
+    size = 0
 
-    try:
-        return load_tokenizer(source).pad_token_id
-    except ArtifactError:  # no usable tokenizer: leave pad_token_id as the source config has it
-        return None
+    def flush() -> None:
+        name = f"part-{len(written):05d}.safetensors"
+        save_file(files[0], str(out / name), metadata={"format": "pt"})
+        written.append((name, list(files[0])))
+        files[0] = {}
+
+    for key, array in tensors:
+        if files[0] and size + array.nbytes > shard_bytes:
+            flush()
+            size = 0
+        files[0][key] = array
+        size += array.nbytes
+    flush()
+    if len(written) == 1:
+        (out / written[0][0]).rename(out / "model.safetensors")
+        return
+    weight_map = {}
+    for i, (name, keys) in enumerate(written, 1):
+        final = f"model-{i:05d}-of-{len(written):05d}.safetensors"
+        (out / name).rename(out / final)
+        weight_map.update(dict.fromkeys(keys, final))
+    total = sum((out / f).stat().st_size for f in set(weight_map.values()))
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+
+
+def _umask_dir(path: Path) -> None:
+    """mkdtemp makes 0700 directories; give the export the permissions a plain mkdir would (umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    path.chmod(0o777 & ~mask)
+
+
+def _write_tokenizer(source: Path, out: Path, pad: PadToken) -> None:
+    tok = load_tokenizer(source)
+    if pad.added:
+        tok.add_special_tokens({"pad_token": pad.token})
+    else:
+        tok.pad_token = pad.token
+    assert tok.pad_token_id == pad.id, "pad token and its id disagree"
+    tok.save_pretrained(str(out))
 
 
 def export_reward_model(
@@ -90,26 +155,38 @@ def export_reward_model(
     *,
     source_dir: str | Path,
     overwrite: bool = False,
+    pad: PadToken | None = None,
+    shard_bytes: int = SHARD_BYTES,
 ) -> Path:
-    """Write ``model`` as a HF classifier directory at out_dir; config and tokenizer come from source_dir."""
+    """Write ``model`` as a HF classifier directory at out_dir; config and tokenizer come from source_dir.
+
+    ``pad``: the pad token to declare (``train`` chooses it against its data before training); default
+    ``choose_pad_token`` without data. Every process of a multi-host run must call this; process 0 writes.
+    """
     require_train_extra()
     source, out = Path(source_dir), Path(out_dir)
-    if out.exists() and not overwrite:
+    main = jax.process_index() == 0
+    if main and out.exists() and not overwrite:
         raise ArtifactError(f"{out} already exists; choose a new directory or pass overwrite=True")
     src_config = read_config_json(source)
-    pad_id = src_config.get("pad_token_id")
-    if not isinstance(pad_id, int):
-        pad_id = _pad_id_from_tokenizer_files(source)
-    config = classifier_config(src_config, model.cfg.family, model.num_labels, pad_id)
+    if pad is None:
+        pad = choose_pad_token(load_tokenizer(source), model.cfg.vocab_size)
+    config = classifier_config(src_config, model.cfg.family, model.num_labels, pad.id)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = None
+    if main:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        save_file(reward_tensors(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tensors = reward_tensors(model)
+        if not main:
+            for _ in tensors:  # take part in every gather; write nothing
+                pass
+            return out
+        _umask_dir(tmp)
+        _write_weights(tensors, tmp, shard_bytes)
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        for name in TOKENIZER_FILES:
-            if (source / name).is_file():
-                shutil.copy2(source / name, tmp / name)
+        _write_tokenizer(source, tmp, pad)
         if out.exists():  # overwrite: move the old one aside first so the swap is two renames
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             out.rename(old / out.name)
@@ -118,6 +195,7 @@ def export_reward_model(
         else:
             tmp.rename(out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out

@@ -1,12 +1,14 @@
 """Torch-free loading of a local Hugging Face model directory into NNX models.
 
-abstract model (``nnx.eval_shape``) -> safetensors' numpy reader, one shard at a time -> explicit key map
-with transposes (``trainer_jax.models.keymap``) -> strict report of missing, unexpected and mis-shaped
-tensors -> arrays placed with an optional sharding -> ``nnx.merge``.
+abstract model (``nnx.eval_shape``) -> explicit key map with transposes (``trainer_jax.models.keymap``)
+-> strict report of missing, unexpected and mis-shaped tensors (from the safetensors headers) -> each
+parameter built shard by shard with ``jax.make_array_from_callback`` from sliced safetensors reads
+(numpy, no torch), so a process reads only what its devices hold -> ``nnx.merge``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Callable
@@ -87,17 +89,70 @@ def read_model_dir(model_dir: str | Path) -> ModelDir:
     return ModelDir(path, hf_config, config, arch, is_classifier, num_labels if is_classifier else 1, _weight_map(path))
 
 
-def _place(array: np.ndarray, path: tuple, abstract: jax.ShapeDtypeStruct, sharding: ShardingSpec) -> jax.Array:
-    array = array.astype(abstract.dtype)
-    if sharding is None:
-        return jnp.asarray(array)
-    target = sharding(path, abstract) if callable(sharding) else sharding
-    return jax.device_put(array, target)
-
-
 def _short(names: list[str]) -> str:
     shown = ", ".join(names[:6])
     return shown + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+
+
+def _resolve(index: slice, size: int) -> tuple[int, int]:
+    start, stop, step = index.indices(size)
+    assert step == 1, "shards are contiguous"
+    return start, stop
+
+
+class _Tensors:
+    """Lazy, sliced reads of a model directory's tensors: one open handle per safetensors file."""
+
+    def __init__(self, src: ModelDir, stack: contextlib.ExitStack):
+        self.src, self.stack, self.handles = src, stack, {}
+
+    def _handle(self, key: str):
+        name = self.src.weight_map[key]
+        if name not in self.handles:
+            try:
+                self.handles[name] = self.stack.enter_context(safe_open(str(self.src.path / name), framework="numpy"))
+            except Exception as exc:  # missing shard, corrupt header (safetensors raises its own error type)
+                raise ArtifactError(f"{self.src.path / name}: cannot read weights ({exc})") from None
+        return self.handles[name]
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._handle(key).get_slice(key).get_shape())
+
+    def read(self, entry: Entry, index: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
+        """The block ``index`` of the NNX array (``shape``) that ``entry`` feeds, read from disk alone."""
+        hf_index = list(index[::-1] if entry.transpose else index)  # torch Linear (out, in) vs nnx (in, out)
+        hf_shape = shape[::-1] if entry.transpose else shape
+        if entry.rows is not None:  # a fused tensor: shift the row window to the entry's rows
+            start, stop = _resolve(hf_index[0], hf_shape[0])
+            hf_index[0] = slice(entry.rows[0] + start, entry.rows[0] + stop)
+        block = self._handle(entry.hf_key).get_slice(entry.hf_key)[tuple(hf_index)]
+        return block.T if entry.transpose else block
+
+
+def _check_tensors(src: ModelDir, entries: list[Entry], flat: dict, tensors: _Tensors) -> None:
+    """ArtifactError listing every tensor whose header shape does not fit its NNX parameter."""
+    mismatched = []
+    fused_rows: dict[str, int] = {}
+    for entry in entries:
+        nnx_shape = tuple(flat[entry.path].get_value().shape)[0 if entry.layer is None else 1 :]
+        expected = nnx_shape[::-1] if entry.transpose else nnx_shape  # HF layout of this entry's part
+        hf_shape = tensors.shape(entry.hf_key)
+        part = hf_shape if entry.rows is None else (entry.rows[1] - entry.rows[0], *hf_shape[1:])
+        if part != expected:
+            mismatched.append(f"{entry.hf_key} {hf_shape} vs expected {expected}")
+        if entry.rows is not None:
+            fused_rows[entry.hf_key] = max(fused_rows.get(entry.hf_key, 0), entry.rows[1])
+    for key, rows in fused_rows.items():  # the row slices of a fused tensor must cover it exactly
+        if tensors.shape(key)[0] != rows:
+            mismatched.append(f"{key} {tensors.shape(key)} vs expected {rows} rows")
+    if mismatched:
+        raise ArtifactError(f"{src.path}: {len(mismatched)} tensors with the wrong shape ({_short(mismatched)})")
+
+
+def _target(path: tuple, abstract: jax.ShapeDtypeStruct, sharding: ShardingSpec) -> jax.sharding.Sharding:
+    if sharding is None:
+        return jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return sharding(path, abstract) if callable(sharding) else sharding
 
 
 def _load_into(
@@ -108,10 +163,16 @@ def _load_into(
     fresh: dict[tuple, Callable[[], np.ndarray]],
     sharding: ShardingSpec,
 ) -> nnx.Module:
-    """Fill the abstract module's parameters from the directory's tensors; strict about names and shapes."""
+    """Fill the abstract module's parameters from the directory's tensors; strict about names and shapes.
+
+    Each parameter is built with ``jax.make_array_from_callback``: every device's shard is read from
+    the safetensors files alone (sliced reads), so a process reads only the shards its devices hold.
+    """
     graphdef, state = nnx.split(abstract)
     flat = dict(nnx.to_flat_state(state))
-    by_path = {entry.path: entry for entry in entries}
+    by_path: dict[tuple, list[Entry]] = {}
+    for entry in entries:
+        by_path.setdefault(entry.path, []).append(entry)
     assert set(by_path) | set(fresh) == set(flat), "key map out of sync with the NNX module"
     missing = sorted({e.hf_key for e in entries if e.path not in fresh and e.hf_key not in src.weight_map})
     used = {e.hf_key for e in entries}
@@ -123,34 +184,27 @@ def _load_into(
         raise ArtifactError(f"{src.path} does not match a {src.architecture} of its config.json: " + "; ".join(parts))
 
     values: dict[tuple, jax.Array] = {}
-    mismatched: list[str] = []
-    files: dict[str, list[Entry]] = {}
-    for entry in entries:
-        if entry.path not in fresh:
-            files.setdefault(src.weight_map[entry.hf_key], []).append(entry)
-    for file_name, file_entries in files.items():
-        try:
-            handle = safe_open(str(src.path / file_name), framework="numpy")
-        except Exception as exc:  # missing shard, corrupt header (safetensors raises its own error type)
-            raise ArtifactError(f"{src.path / file_name}: cannot read weights ({exc})") from None
-        with handle as f:
-            key, tensor = None, None  # one tensor at a time; fused slices of one tensor are adjacent
-            for entry in file_entries:
-                if entry.hf_key != key:
-                    key, tensor = entry.hf_key, f.get_tensor(entry.hf_key)
-                array = tensor if entry.rows is None else tensor[entry.rows[0] : entry.rows[1]]  # fused rows
-                if entry.transpose:
-                    array = array.T  # torch Linear (out, in) -> nnx kernel (in, out)
-                abstract_value = flat[entry.path].get_value()
-                if array.shape != abstract_value.shape:
-                    expected = abstract_value.shape[::-1] if entry.transpose else abstract_value.shape
-                    mismatched.append(f"{entry.hf_key} {tuple(tensor.shape)} vs expected {expected}")
-                    continue
-                values[entry.path] = _place(np.ascontiguousarray(array), entry.path, abstract_value, sharding)
-    if mismatched:
-        raise ArtifactError(f"{src.path}: {len(mismatched)} tensors with the wrong shape ({_short(mismatched)})")
-    for path, make in fresh.items():
-        values[path] = _place(make(), path, flat[path].get_value(), sharding)
+    with contextlib.ExitStack() as stack:
+        tensors = _Tensors(src, stack)
+        _check_tensors(src, [e for e in entries if e.path not in fresh], flat, tensors)
+        for path, var in flat.items():
+            abstract_value = var.get_value()
+            shape, dtype = tuple(abstract_value.shape), abstract_value.dtype
+            if path in fresh:
+                whole = fresh[path]().astype(dtype)
+                callback = lambda index, whole=whole: whole[index]  # noqa: E731
+            elif by_path[path][0].layer is None:
+                entry = by_path[path][0]
+                callback = lambda index, e=entry, s=shape, d=dtype: tensors.read(e, index, s).astype(d)  # noqa: E731
+            else:  # stacked layers: one HF tensor per index of the leading axis
+                layers = sorted(by_path[path], key=lambda e: e.layer)
+
+                def callback(index, layers=layers, s=shape, d=dtype):
+                    first, last = _resolve(index[0], s[0])
+                    blocks = [tensors.read(e, index[1:], s[1:]) for e in layers[first:last]]
+                    return np.stack(blocks).astype(d)
+
+            values[path] = jax.make_array_from_callback(shape, _target(path, abstract_value, sharding), callback)
     new_state = nnx.from_flat_state([(path, var.replace(value=values[path])) for path, var in flat.items()])
     return nnx.merge(graphdef, new_state)
 

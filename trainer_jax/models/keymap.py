@@ -1,9 +1,10 @@
 """Explicit map between Hugging Face tensor names and NNX parameter paths, per family.
 
-Each ``Entry`` says which HF tensor feeds one NNX parameter, whether it is transposed (torch Linear
-stores (out, in); ``nnx.Linear`` keeps (in, out)) and, for fused tensors (Phi-3's ``qkv_proj`` and
-``gate_up_proj``), which rows of the HF tensor it takes. Import reads entries forward; export
-concatenates the row slices of each HF name back together in order.
+Each ``Entry`` says which HF tensor feeds one NNX parameter (or, for the stacked decoder layers, one
+index of its leading layer axis), whether it is transposed (torch Linear stores (out, in);
+``nnx.Linear`` keeps (in, out)) and, for fused tensors (Phi-3's ``qkv_proj`` and ``gate_up_proj``),
+which rows of the HF tensor it takes. Import reads entries forward; export concatenates the row slices
+of each HF name back together in order.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from trainer_jax.models.config import DecoderConfig
+from trainer_jax.models.decoder import layer_period
 
 Path = tuple  # NNX parameter path, e.g. ("model", "layers", 0, "self_attn", "q_proj", "kernel")
 
@@ -21,6 +23,7 @@ class Entry:
     hf_key: str  # tensor name in the safetensors files
     transpose: bool  # True for Linear kernels
     rows: tuple[int, int] | None = None  # [start, stop) rows of a fused HF tensor, None = whole tensor
+    layer: int | None = None  # index on the leading (stacked layers) axis of the NNX parameter, None = unstacked
 
 
 def _linear(path: Path, key: str, bias: bool, rows: tuple[int, int] | None = None) -> list[Entry]:
@@ -32,6 +35,18 @@ def _linear(path: Path, key: str, bias: bool, rows: tuple[int, int] | None = Non
 
 def _norm(path: Path, key: str) -> Entry:
     return Entry((*path, "weight"), f"{key}.weight", False)
+
+
+def _block(cfg: DecoderConfig, path: Path, key: str) -> list[Entry]:
+    entries = [_norm((*path, "attn_norm"), f"{key}.input_layernorm")]
+    entries += _attention(cfg, (*path, "self_attn"), f"{key}.self_attn")
+    if cfg.sandwich_norms:  # Gemma-2 names: post_attention_layernorm is the norm AFTER attention
+        entries.append(_norm((*path, "post_attn_norm"), f"{key}.post_attention_layernorm"))
+        entries.append(_norm((*path, "mlp_norm"), f"{key}.pre_feedforward_layernorm"))
+        entries.append(_norm((*path, "post_mlp_norm"), f"{key}.post_feedforward_layernorm"))
+    else:  # Llama names: post_attention_layernorm is the norm BEFORE the MLP
+        entries.append(_norm((*path, "mlp_norm"), f"{key}.post_attention_layernorm"))
+    return entries + _mlp(cfg, (*path, "mlp"), f"{key}.mlp")
 
 
 def _attention(cfg: DecoderConfig, path: Path, key: str) -> list[Entry]:
@@ -67,17 +82,10 @@ def _mlp(cfg: DecoderConfig, path: Path, key: str) -> list[Entry]:
 def backbone_entries(cfg: DecoderConfig, nnx_prefix: Path = ("model",), hf_prefix: str = "model") -> list[Entry]:
     """Entries of embeddings, blocks and final norm (HF ``*Model`` under ``model.``)."""
     entries = [Entry((*nnx_prefix, "embed_tokens", "embedding"), f"{hf_prefix}.embed_tokens.weight", False)]
-    for i in range(cfg.num_layers):
-        path, key = (*nnx_prefix, "layers", i), f"{hf_prefix}.layers.{i}"
-        entries.append(_norm((*path, "attn_norm"), f"{key}.input_layernorm"))
-        entries += _attention(cfg, (*path, "self_attn"), f"{key}.self_attn")
-        if cfg.sandwich_norms:  # Gemma-2 names: post_attention_layernorm is the norm AFTER attention
-            entries.append(_norm((*path, "post_attn_norm"), f"{key}.post_attention_layernorm"))
-            entries.append(_norm((*path, "mlp_norm"), f"{key}.pre_feedforward_layernorm"))
-            entries.append(_norm((*path, "post_mlp_norm"), f"{key}.post_feedforward_layernorm"))
-        else:  # Llama names: post_attention_layernorm is the norm BEFORE the MLP
-            entries.append(_norm((*path, "mlp_norm"), f"{key}.post_attention_layernorm"))
-        entries += _mlp(cfg, (*path, "mlp"), f"{key}.mlp")
+    period = layer_period(cfg.layer_windows)
+    for i in range(cfg.num_layers):  # layer i: block i % period of the stack, at index i // period
+        block = _block(cfg, (*nnx_prefix, "layers", i % period), f"{hf_prefix}.layers.{i}")
+        entries += [dataclasses.replace(e, layer=i // period) for e in block]
     entries.append(_norm((*nnx_prefix, "norm"), f"{hf_prefix}.norm"))
     return entries
 

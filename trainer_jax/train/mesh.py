@@ -2,27 +2,24 @@
 
 * Parameters (and the Adam moments, which share their shapes) are FSDP-sharded: each array is split on its
   largest axis that the ``fsdp`` size divides, and replicated when none does (norm scales, tiny heads).
-  They are replicated across ``data``.
-* Batches are split on their leading (row) axis over ``data`` x ``fsdp`` together.
+  The stacked decoder layers' leading layer axis is never split (the layer scan walks it). Parameters
+  are replicated across ``data``.
+* Batches are split on their leading (row) axis over ``data`` x ``fsdp`` together, and the decoder keeps
+  its activations split that way at every layer boundary (``Execution.mesh``), so the only collectives
+  in a layer are FSDP's: all-gathers of (bf16) weights and reduce-scatters of their gradients.
 
 The same code runs at mesh size 1 (every sharding is then trivially a single device), so a laptop, one GPU
 and a pod slice share one code path. Tested against 8 fake CPU devices
-(``XLA_FLAGS=--xla_force_host_platform_device_count=8``).
+(``XLA_FLAGS=--xla_force_host_platform_device_count=8``) and 2 processes x 4 fake devices.
 
-Multi-host use (several processes, e.g. a TPU pod slice or GPU nodes): every process must call
-
-    import jax
-    jax.distributed.initialize()  # on TPU/SLURM the coordinator and process ids are auto-detected; else
-    # jax.distributed.initialize(coordinator_address="host0:1234", num_processes=N, process_id=i)
-
-before any other JAX call; ``basepick train ... --distributed`` does exactly that. Run the same command on
-every host, with RUN_DIR on a filesystem all hosts share. ``make_mesh`` then spans ``jax.devices()`` (all
-hosts' devices). Every process reads the same data files and builds the same batches from the same seed;
-``shard_batch`` hands each process's rows to ``jax.make_array_from_process_local_data``. Orbax saves and
-restores checkpoints from all processes together; process 0 alone writes the metrics log, config, manifests,
-the exported model (parameters are replicated first so that it can read them whole) and the label row.
-Keep ``fsdp`` within a host (fast interconnect) and put hosts on ``data`` (``--mesh-data NUM_HOSTS``).
-Only the single-process paths (1 and 8 fake devices) are tested; multi-host runs are untested.
+Multi-host use (several processes, e.g. GPU nodes or a TPU pod slice): ``basepick train ... --distributed``
+calls ``initialize_distributed`` before any other JAX call, on every host with the same command and
+RUN_DIR on a filesystem all hosts share. ``make_mesh`` then spans ``jax.devices()`` (all hosts' devices).
+Every process reads the same data files and builds the same batches from the same seed; ``shard_batch``
+places only the rows its own devices hold, and model import reads only their weight shards. Orbax saves
+and restores checkpoints from all processes together; process 0 alone writes the metrics log, config,
+the exported model and the label row, while the others wait at a barrier. Keep ``fsdp`` within a host
+(fast interconnect) and put hosts on ``data`` (``--mesh-data NUM_HOSTS``).
 """
 
 from __future__ import annotations
@@ -53,10 +50,13 @@ def make_mesh(data: int | None = None, fsdp: int | None = None, devices: Sequenc
     return Mesh(np.asarray(devices, dtype=object).reshape(data, fsdp), AXES)
 
 
-def param_spec(shape: Sequence[int], fsdp_size: int) -> P:
-    """FSDP partition spec: the largest axis divisible by fsdp_size goes on "fsdp"; else replicated."""
+def param_spec(shape: Sequence[int], fsdp_size: int, stacked: bool = False) -> P:
+    """FSDP partition spec: the largest axis divisible by fsdp_size goes on "fsdp"; else replicated.
+
+    ``stacked``: the leading axis holds layers and is never split.
+    """
     if fsdp_size > 1:
-        for axis in sorted(range(len(shape)), key=lambda a: -shape[a]):
+        for axis in sorted(range(int(stacked), len(shape)), key=lambda a: -shape[a]):
             if shape[axis] % fsdp_size == 0 and shape[axis] >= fsdp_size:
                 spec = [None] * len(shape)
                 spec[axis] = "fsdp"
@@ -69,15 +69,24 @@ def param_sharding(mesh: Mesh):
     fsdp_size = mesh.shape["fsdp"]
 
     def shard(path: tuple, abstract) -> NamedSharding:
-        return NamedSharding(mesh, param_spec(abstract.shape, fsdp_size))
+        return NamedSharding(mesh, param_spec(abstract.shape, fsdp_size, stacked=LAYERS in path))
 
     return shard
+
+
+LAYERS = "layers"  # the NNX attribute holding the stacked decoder layers
+
+
+def _is_stacked(key_path) -> bool:
+    names = (getattr(k, "key", getattr(k, "name", getattr(k, "idx", None))) for k in key_path)
+    return LAYERS in names
 
 
 def tree_shardings(mesh: Mesh, tree):
     """The FSDP NamedSharding of every array leaf of a pytree (params or optimizer state)."""
     fsdp_size = mesh.shape["fsdp"]
-    return jax.tree.map(lambda x: NamedSharding(mesh, param_spec(x.shape, fsdp_size)), tree)
+    return jax.tree_util.tree_map_with_path(
+        lambda kp, x: NamedSharding(mesh, param_spec(x.shape, fsdp_size, stacked=_is_stacked(kp))), tree)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -95,11 +104,34 @@ def rows_per_step_multiple(mesh: Mesh) -> int:
 
 
 def shard_batch(mesh: Mesh, array: np.ndarray) -> jax.Array:
-    """Place a host batch array (rows first) on the mesh, split by rows (multi-host aware)."""
-    sharding = batch_sharding(mesh)
-    if jax.process_count() == 1:
-        return jax.device_put(array, sharding)
-    # every process built the same global batch: hand over only the rows its devices hold
-    n_proc, i = jax.process_count(), jax.process_index()
-    rows = array.shape[0] // n_proc
-    return jax.make_array_from_process_local_data(sharding, array[i * rows : (i + 1) * rows], array.shape)
+    """Place a host batch array (rows first) on the mesh, split by rows.
+
+    Every process holds the same global batch; each puts only the rows its own devices hold.
+    """
+    return jax.make_array_from_callback(array.shape, batch_sharding(mesh), lambda index: array[index])
+
+
+def initialize_distributed(coordinator: str | None, num_processes: int | None, process_id: int | None,
+                           *, timeout_s: int = 300) -> None:
+    """Join a multi-process run (``jax.distributed.initialize``) before any other JAX call.
+
+    Without ``coordinator`` (and the counts), JAX detects them on SLURM and TPU. Every process waits at
+    most ``timeout_s`` for the others; an unreachable coordinator is a DataError, not a hang. On CPU the
+    processes talk through gloo collectives.
+    """
+    from predictor.errors import DataError
+
+    given = [coordinator is not None, num_processes is not None, process_id is not None]
+    if any(given) and not all(given):
+        raise DataError("--coordinator, --num-processes and --process-id go together (or none, on SLURM/TPU)")
+    if process_id is not None and process_id >= num_processes:
+        raise DataError(f"--process-id {process_id} must be below --num-processes {num_processes}")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                   process_id=process_id, initialization_timeout=timeout_s)
+    except Exception as exc:  # ValueError (nothing to detect), RuntimeError/XlaRuntimeError (no coordinator)
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        where = coordinator or "the detected coordinator"
+        raise DataError(f"cannot join the distributed run at {where} within {timeout_s} s ({reason}); check "
+                        "--coordinator HOST:PORT, --num-processes and --process-id, and that process 0 runs") from None

@@ -30,6 +30,7 @@ DEFAULT_LR = {"bradley_terry": 2e-6, "regression": 5e-6}  # when neither --lr no
 DEFAULT_EPOCHS = {"bradley_terry": 1, "regression": 2}
 NUM_LABELS = {"bradley_terry": 1, "regression": 5}
 DTYPES = ("bfloat16", "float32")
+REMAT_POLICIES = ("full", "dots", "none")  # trainer_jax.models.decoder.REMAT_POLICIES, without importing jax
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,13 @@ class TrainConfig:
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     grad_clip: float | None = 1.0  # clip the global gradient norm to this (None: no clipping)
     center_coef: float = 0.0  # BT centering coefficient on mean((rc + rr)^2); 0 = off (0.01 is usual)
-    eval_every: int = 20  # optimizer steps between validations (and after the last step)
-    checkpoint_every: int = 20  # optimizer steps between resume checkpoints (and at the end / halt)
+    eval_every: int = 20  # optimizer steps between validations (best checkpoint kept) and after the last step
+    save_every: int = 100  # optimizer steps between resume states (also saved at the end, halt and SIGTERM)
     max_length: int = 2048  # tokens per sequence; longer examples are filtered or left-truncated
     truncate_left: bool = False  # True: keep the last max_length tokens; False: drop over-length examples
-    pad_multiple: int = 128  # pad batch length up to a multiple of this (fewer compilations)
+    buckets: tuple[int, ...] | None = None  # padded batch lengths (compiled shapes); None: default_buckets
     dtype: str = "bfloat16"  # compute dtype; master weights and optimizer state stay float32
-    remat: bool = False  # recompute decoder blocks in the backward pass (less memory, ~30% more compute)
+    remat: str = "full"  # "full": recompute each layer in the backward pass; "dots": keep matmul outputs; "none"
     seed: int = 0  # data order (numpy) and score-head init (jax.random.key(seed))
     max_steps: int | None = None  # stop training after this many optimizer steps (None: all epochs)
     halt_after: int | None = None  # preemption drill: checkpoint and stop unfinished after this many steps
@@ -63,11 +64,19 @@ class TrainConfig:
         return self.global_batch // self.micro_batch
 
     @property
+    def length_buckets(self) -> tuple[int, ...]:
+        """The padded lengths batches take (``buckets`` or the default for ``max_length``)."""
+        from trainer_jax.data.batching import default_buckets
+
+        return tuple(sorted(self.buckets)) if self.buckets else default_buckets(self.max_length)
+
+    @property
     def num_labels(self) -> int:
         return NUM_LABELS[self.recipe]
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """JSON-ready fields (tuples as lists), as RUN_DIR/config.json records them."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 def make_config(recipe: str, *, lr: float | None = None, epochs: int | None = None, **fields) -> TrainConfig:
@@ -84,8 +93,7 @@ def check_config(c: TrainConfig) -> None:
     """DataError naming the first inconsistent field."""
     if c.recipe not in RECIPES:
         raise DataError(f"unknown recipe {c.recipe!r}; choose one of {', '.join(RECIPES)}")
-    positive = ("epochs", "global_batch", "micro_batch", "eval_every", "checkpoint_every", "max_length", "pad_multiple",
-                "mesh_data")
+    positive = ("epochs", "global_batch", "micro_batch", "eval_every", "save_every", "max_length", "mesh_data")
     for name in positive:
         if getattr(c, name) < 1:
             raise DataError(f"{name.replace('_', '-')} must be at least 1, got {getattr(c, name)}")
@@ -100,6 +108,14 @@ def check_config(c: TrainConfig) -> None:
             raise DataError(f"{name.replace('_', '-')} must be at least 1")
     if c.dtype not in DTYPES:
         raise DataError(f"dtype must be one of {', '.join(DTYPES)}, got {c.dtype!r}")
+    if c.remat not in REMAT_POLICIES:
+        raise DataError(f"remat must be one of {', '.join(REMAT_POLICIES)}, got {c.remat!r}")
+    if c.buckets is not None:
+        if not c.buckets or min(c.buckets) < 1:
+            raise DataError("buckets must be positive token counts, e.g. 512,1024,2048")
+        if max(c.buckets) < c.max_length:
+            raise DataError(f"the largest bucket ({max(c.buckets)}) is shorter than --max-length {c.max_length}; "
+                            "add a bucket of at least that length")
 
 
 def lr_grid(recipe: str) -> tuple[float, ...]:

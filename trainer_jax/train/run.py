@@ -3,15 +3,21 @@
 Order of work, top to bottom in ``train``:
 
 1. validate everything cheap and everything that can be wrong before any directory is created: config,
-   base directory (weights load with the right shapes), tokenizer, training and validation data, the
-   RewardBench file and the label file;
-2. work in ``RUN_DIR.partial`` (kept after a crash or a halt: ``--resume`` continues it); ``config.json``;
+   base directory (tensor names and shapes from the safetensors headers), tokenizer, training and
+   validation data, the RewardBench file, the label file, the mesh, and a pad token for the exported
+   model that occurs nowhere in the data;
+2. load the base sharded over the mesh (each process reads only its shards), build the jitted steps
+   once for every learning rate; work in ``RUN_DIR.partial`` (kept after a crash or a stop: ``--resume``
+   continues it); ``config.json``;
 3. one run per learning rate (``--lr-sweep``: the recipe's grid), each with its own checkpoints and
-   ``metrics.jsonl`` records; the best validation accuracy wins;
-4. export the winner's best checkpoint to ``model/`` (a transformers ``*ForSequenceClassification`` dir);
+   ``metrics.jsonl`` records; the best validation accuracy wins. SIGTERM/SIGINT saves a resume state and
+   stops cleanly;
+4. export the winner's best checkpoint to ``model/`` (a transformers ``*ForSequenceClassification`` dir;
+   all processes gather, process 0 writes);
 5. with ``--rewardbench``: score it (``rewardbench.json`` + per-prompt ``rewardbench_scores.jsonl``);
 6. ``summary.json``, drop the resume checkpoints, rename ``RUN_DIR.partial`` to ``RUN_DIR``;
-7. with ``--labels-out``: append the label row.
+7. with ``--labels-out``: append the label row. The other processes wait at a barrier until process 0
+   is done, so every process ends together.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from predictor.errors import ArtifactError, DataError
-from trainer_jax import require_train_extra
+from trainer_jax import enable_compile_cache, require_train_extra
 from trainer_jax.train.recipes import TrainConfig, check_config
 
 SCHEMA_VERSION = 1
@@ -34,13 +40,14 @@ EVAL_NAME = "rewardbench-v1"
 class TrainResult:
     """What ``train`` did; ``to_json`` is the CLI's output and RUN_DIR/summary.json."""
 
-    run_dir: str  # RUN_DIR when finished, RUN_DIR.partial when halted
-    finished: bool  # False: halted (resume with resume=True)
+    run_dir: str  # RUN_DIR when finished, RUN_DIR.partial when stopped
+    finished: bool  # False: stopped early (resume with resume=True)
     lr: float | None  # learning rate of the exported model
     best_accuracy: float | None  # its validation accuracy, 0-1
     merge_weights: list[float] | None  # regression: weights that scalarise the 5 outputs
     runs: list[dict] = field(default_factory=list)  # one summary per learning rate
     data: dict = field(default_factory=dict)  # example counts (kept, filtered, truncated)
+    runtime: dict = field(default_factory=dict)  # attention kernel, compiled programs, pad token, checkpoint sizes
     rewardbench: dict | None = None  # RewardBench v1 summary of the exported model
     label: dict | None = None  # the row appended to --labels-out
 
@@ -52,31 +59,37 @@ def _partial_dir(out: Path) -> Path:
     return out.parent / (out.name + ".partial")
 
 
-def _preflight_rewardbench(path: Path, tokenizer_dir: Path, need_all_sections: bool) -> None:
-    """DataError now, not after training, for an unreadable RewardBench file or one that cannot label."""
-    from trainer_jax.data.tokenizer import load_tokenizer
+def _run_name(lr: float, n_lrs: int) -> str:
+    return f"lr-{lr:.1e}" if n_lrs > 1 else "run"
+
+
+def _preflight_rewardbench(path: Path, tok, need_all_sections: bool) -> list[int]:
+    """DataError now, not after training, for an unreadable RewardBench file or one that cannot label.
+
+    Returns every token id its rows encode to (the exported model's pad id must be none of them).
+    """
     from trainer_jax.evals import rewardbench
     from trainer_jax.evals.score import encode_row, read_pairs
 
     rows = read_pairs(path)
-    tok = load_tokenizer(tokenizer_dir)
+    used: set[int] = set()
     for lineno, row in rows:
         if not isinstance(row.get("subset"), str):
             raise DataError(f"{path}:{lineno}: RewardBench rows need a 'subset' string")
-        encode_row(tok, row, f"{path}:{lineno}")
+        for ids in encode_row(tok, row, f"{path}:{lineno}"):
+            used.update(ids)
     dummy = [{"subset": r["subset"], "id": r.get("id", n), "chosen_score": 0.0, "rejected_score": 0.0}
              for n, r in rows]
     result = rewardbench.score_v1(dummy, source=str(path))
     if need_all_sections and result.overall is None:
         missing = ", ".join(s for s, subsets in result.missing.items() if s not in result.sections)
         raise DataError(f"{path}: no subset of RewardBench section(s) {missing}; a label needs all four sections")
+    return sorted(used)
 
 
-def _prepare_data(base_dir: Path, data: Path, eval_data: Path, config: TrainConfig):
+def _prepare_data(tok, data: Path, eval_data: Path, config: TrainConfig):
     from trainer_jax.data import encode, schemas
-    from trainer_jax.data.tokenizer import load_tokenizer
 
-    tok = load_tokenizer(base_dir)
     tcfg = encode.TokenizeConfig(max_length=config.max_length, truncate_left=config.truncate_left)
     if config.recipe == "regression":
         train = encode.tokenize_regression(schemas.read_regression(data), tok, tcfg)
@@ -86,6 +99,12 @@ def _prepare_data(base_dir: Path, data: Path, eval_data: Path, config: TrainConf
     counts = {"train": len(train.sequences), "train_filtered": train.n_filtered, "train_truncated": train.n_truncated,
               "eval": len(val.sequences), "eval_filtered": val.n_filtered, "eval_truncated": val.n_truncated}
     return train, val, counts
+
+
+def _token_ids(*datasets) -> set[int]:
+    import numpy as np
+
+    return {int(i) for d in datasets for seqs in d.sequences for s in seqs for i in np.unique(s)}
 
 
 def _config_record(config: TrainConfig, base_dir, data, eval_data, lrs) -> dict:
@@ -104,29 +123,33 @@ def _barrier(name: str) -> None:
         multihost_utils.sync_global_devices(f"basepick-train-{name}")
 
 
-def replicate(model, mesh):
-    """The model with every parameter replicated on the mesh (fully addressable from any process)."""
-    import jax
-    from flax import nnx
-
-    from trainer_jax.train import mesh as M
-
-    graphdef, state = nnx.split(model)
-    state = jax.jit(lambda s: s, out_shardings=M.replicated(mesh))(state)
-    return nnx.merge(graphdef, state)
-
-
 def _same_run(saved: dict, new: dict) -> bool:
     strip = lambda rec: {**rec, "config": {k: v for k, v in rec["config"].items() if k != "halt_after"}}  # noqa: E731
     return strip(saved) == strip(new)
 
 
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _checkpoint_sizes(run_dir: Path, n_params: int) -> dict:
+    """Bytes per parameter of the newest resume state and best checkpoint on disk (measured)."""
+    out = {}
+    for name in ("state", "best"):
+        steps = [p for p in (run_dir / "checkpoints" / name).glob("*") if p.name.isdigit()]
+        if steps:
+            out[f"{name}_bytes_per_param"] = round(_dir_bytes(max(steps, key=lambda p: int(p.name))) / n_params, 3)
+    return out
+
+
 def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[float] | None = None,
           resume: bool = False, labels_out=None, model_id: str | None = None, rewardbench=None,
-          train_data_name: str | None = None, log: Callable[[dict], None] | None = None) -> TrainResult:
+          train_data_name: str | None = None, log: Callable[[dict], None] | None = None,
+          note: Callable[[str], None] | None = None) -> TrainResult:
     """Train, select, export and (optionally) score and label a reward model; see the module docstring."""
     require_train_extra()
     check_config(config)
+    note = note or (lambda message: None)
     base_dir, data, eval_data, out = Path(base_dir), Path(data), Path(eval_data), Path(out)
     lrs = list(lrs) if lrs else [config.lr]
     # ---- 1. validate before touching the file system
@@ -143,19 +166,27 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
         raise DataError(f"{out.parent}: parent directory of --out does not exist")
     import jax
     import jax.numpy as jnp
+    from flax import nnx
 
+    from trainer_jax.data.tokenizer import choose_pad_token, load_tokenizer
     from trainer_jax.evals import labels
+    from trainer_jax.models.attention import choose_attention
     from trainer_jax.models.hf_import import load_reward_model, read_model_dir
     from trainer_jax.train import mesh as M
-    from trainer_jax.train.loop import restore_best, run
+    from trainer_jax.train.checkpoint import abstract_like
+    from trainer_jax.train.loop import StopRequest, build_steps, restore_best, run, schedule
 
+    enable_compile_cache()
     src = read_model_dir(base_dir)
     if src.is_classifier and src.num_labels != config.num_labels:
         raise ArtifactError(f"{base_dir} is a classifier with {src.num_labels} outputs; the {config.recipe} "
                             f"recipe needs {config.num_labels}: start from the base model instead")
-    train_set, val_set, counts = _prepare_data(base_dir, data, eval_data, config)
+    tok = load_tokenizer(base_dir)
+    train_set, val_set, counts = _prepare_data(tok, data, eval_data, config)
+    used_ids = _token_ids(train_set, val_set)
     if rewardbench is not None:
-        _preflight_rewardbench(Path(rewardbench), base_dir, need_all_sections=labels_out is not None)
+        used_ids.update(_preflight_rewardbench(Path(rewardbench), tok, need_all_sections=labels_out is not None))
+    pad = choose_pad_token(tok, src.config.vocab_size, used_ids)
     if labels_out is not None:
         labels.check_label_file(labels_out)
     if jax.device_count() % config.mesh_data:
@@ -164,12 +195,21 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
     if config.micro_batch % M.rows_per_step_multiple(mesh):
         raise DataError(f"micro batch {config.micro_batch} must be a multiple of the {M.rows_per_step_multiple(mesh)} "
                         "devices of the mesh")
+    attention = choose_attention(src.config, jnp.dtype(config.dtype))
+    note(attention.describe())
 
-    def load():
-        return load_reward_model(base_dir, num_labels=config.num_labels, dtype=jnp.dtype(config.dtype),
-                                 param_dtype=jnp.float32, sharding=M.param_sharding(mesh), seed=config.seed)
+    def load_params():
+        model = load_reward_model(base_dir, num_labels=config.num_labels, dtype=jnp.dtype(config.dtype),
+                                  param_dtype=jnp.float32, sharding=M.param_sharding(mesh), seed=config.seed)
+        return nnx.split(model, nnx.Param, ...)
 
-    model = load()  # also checks every tensor's name and shape before RUN_DIR.partial exists
+    graphdef, params, rest = load_params()  # also checks every tensor's name and shape before RUN_DIR.partial
+    target = abstract_like(params)  # restores land with the same shapes and shardings
+    n_params = sum(x.size for x in jax.tree.leaves(params))
+    steps = build_steps(graphdef, params, rest, config, schedule(len(train_set.sequences), config), mesh,
+                        attention.implementation)
+    runtime = {"attention": attention.implementation, "attention_reason": attention.reason,
+               "buckets": list(config.length_buckets), "pad_token": pad.to_json(), "parameters": int(n_params)}
     # ---- 2. the working directory
     record = _config_record(config, base_dir, data, eval_data, lrs)
     if resume:
@@ -187,35 +227,48 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
     _barrier("created")
     # ---- 3. one run per learning rate
     results = []
-    for lr in lrs:
-        run_dir = partial / (f"lr-{lr:.1e}" if len(lrs) > 1 else "run")
-        done = run_dir / "result.json"
-        if done.is_file():
-            results.append(json.loads(done.read_text(encoding="utf-8")))
-            continue
-        if main:
-            run_dir.mkdir(exist_ok=True)
-        result = run(model if model is not None else load(), train_set, val_set, config, lr, run_dir, mesh,
-                     log_path=partial / "metrics.jsonl", resume=resume, log=log)
-        model = None
-        if not result.finished:
-            return TrainResult(str(partial), False, None, None, None, results + [result.to_json()], counts)
-        if main:
-            done.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
-        results.append(result.to_json())
-    # ---- 4. export the best run's best checkpoint
+    with StopRequest() as stop:
+        for lr in lrs:
+            run_dir = partial / _run_name(lr, len(lrs))
+            done = run_dir / "result.json"
+            if done.is_file():
+                results.append(json.loads(done.read_text(encoding="utf-8")))
+                continue
+            if main:
+                run_dir.mkdir(exist_ok=True)
+            _barrier(f"run-{lr}")
+            result = run(steps, params if params is not None else load_params()[1], train_set, val_set, config, lr,
+                         run_dir, mesh, log_path=partial / "metrics.jsonl", resume=resume, stop=stop, log=log)
+            params = None  # donated to the train step
+            runtime.update(compiled=dict(steps.compiled), **_checkpoint_sizes(run_dir, n_params))
+            if not result.finished:
+                return TrainResult(str(partial), False, None, None, None, results + [result.to_json()], counts, runtime)
+            if main:
+                done.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+            results.append(result.to_json())
+    # ---- 4. export the best run's best checkpoint (every process gathers, process 0 writes)
     best_i = max(range(len(results)), key=lambda j: (results[j]["best_accuracy"], -j))
     best = results[best_i]
-    best_dir = partial / (f"lr-{best['lr']:.1e}" if len(lrs) > 1 else "run")
     from trainer_jax.models.hf_export import export_reward_model
 
-    best_model = replicate(restore_best(load(), best_dir), mesh)  # whole arrays: process 0 can write them
-    outcome = TrainResult(str(out), True, best["lr"], best["best_accuracy"], best["merge_weights"], results, counts)
-    if not main:
-        return outcome
-    export_reward_model(best_model, partial / "model", source_dir=base_dir, overwrite=True)
+    best_model = nnx.merge(graphdef, restore_best(target, partial / _run_name(best["lr"], len(lrs))), rest)
+    export_reward_model(best_model, partial / "model", source_dir=base_dir, overwrite=True, pad=pad)
     del best_model
-    # ---- 5. RewardBench
+    outcome = TrainResult(str(out), True, best["lr"], best["best_accuracy"], best["merge_weights"], results, counts,
+                          runtime)
+    if main:
+        _finish(outcome, partial, out, config, best, lrs, rewardbench, labels_out, model_id, train_data_name, data,
+                base_dir)
+    _barrier("finished")
+    return outcome
+
+
+def _finish(outcome: TrainResult, partial: Path, out: Path, config: TrainConfig, best: dict, lrs, rewardbench,
+            labels_out, model_id, train_data_name, data: Path, base_dir: Path) -> None:
+    """Process 0: RewardBench, summary, rename RUN_DIR.partial to RUN_DIR, label row (steps 5-7)."""
+    from trainer_jax.evals import labels
+
+    report = None
     if rewardbench is not None:
         from trainer_jax.evals.score import score_pairs
 
@@ -223,12 +276,10 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
                              batch_size=config.micro_batch, weights=best["merge_weights"])
         outcome.rewardbench = report.rewardbench.to_dict()
         (partial / "rewardbench.json").write_text(json.dumps(outcome.rewardbench, indent=2) + "\n", encoding="utf-8")
-    # ---- 6. finish RUN_DIR (the resume checkpoints go once the run is complete under its final name)
     (partial / "summary.json").write_text(json.dumps(outcome.to_json(), indent=2) + "\n", encoding="utf-8")
     partial.rename(out)
-    for result in results:
-        shutil.rmtree(out / (f"lr-{result['lr']:.1e}" if len(lrs) > 1 else "run") / "checkpoints", ignore_errors=True)
-    # ---- 7. label row
+    for result in outcome.runs:  # the resume checkpoints go once the run is complete under its final name
+        shutil.rmtree(out / _run_name(result["lr"], len(lrs)) / "checkpoints", ignore_errors=True)
     if labels_out is not None:
         scores = report.rewardbench.label_scores()
         outcome.label = {"model_id": model_id, "recipe": config.recipe,
@@ -238,4 +289,16 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
                          "base_dir": str(base_dir.absolute()), "basepick_version": labels.basepick_version()}
         labels.append_label(labels_out, outcome.label)
         (out / "summary.json").write_text(json.dumps(outcome.to_json(), indent=2) + "\n", encoding="utf-8")
-    return outcome
+
+
+def render_table(result: TrainResult) -> str:
+    """The outcome as aligned text lines (JSON with --format json)."""
+    if not result.finished:
+        return f"run dir        {result.run_dir} (unfinished: continue with --resume)\n"
+    lines = [f"run dir        {result.run_dir}", f"learning rate  {result.lr:g}",
+             f"val accuracy   {100 * result.best_accuracy:.2f}%"]
+    if result.merge_weights:
+        lines.append("merge weights  " + ", ".join(f"{w:g}" for w in result.merge_weights))
+    if result.rewardbench is not None:
+        lines.append("RewardBench    " + ", ".join(f"{k} {100 * v:.2f}" for k, v in result.rewardbench["sections"].items()))
+    return "\n".join(lines) + "\n"
