@@ -282,6 +282,8 @@ def _buckets(value: str | None) -> tuple[int, ...] | None:
 @click.option("--resume", is_flag=True, help="Continue RUN_DIR.partial from its last checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Estimate memory per device from config.json alone and say whether the run fits (exit 1 if not).")
 @click.option("--device-memory", type=click.FloatRange(min=0, min_open=True), metavar="GB", help="Memory per device for --dry-run (default: what the devices report).")
+@click.option("--devices", type=click.IntRange(min=1), metavar="N", help="--dry-run: plan for N devices instead of this machine's.")
+@click.option("--platform", type=click.Choice(["gpu", "cpu", "tpu"]), help="--dry-run: plan for this platform instead of this machine's (decides the attention kernel).")
 @click.option("--distributed", is_flag=True, help="Multi-host: join the other processes first (run the same command on every host).")
 @click.option("--coordinator", metavar="HOST:PORT", help="--distributed: process 0's address (default: detected on SLURM/TPU).")
 @click.option("--num-processes", type=click.IntRange(min=1), metavar="N", help="--distributed: processes in all.")
@@ -290,7 +292,7 @@ def _buckets(value: str | None) -> tuple[int, ...] | None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_size, micro_batch, labels_out, model_id,
           rewardbench, train_data_name, max_length, buckets, truncate, seed, dtype, remat, warmup_steps, eval_every,
-          save_every, max_steps, center, mesh_data, resume, dry_run, device_memory, distributed, coordinator,
+          save_every, max_steps, center, mesh_data, resume, dry_run, device_memory, devices, platform, distributed, coordinator,
           num_processes, process_id, coordinator_timeout, fmt):
     """Train a reward model on BASE_DIR (a local Hugging Face model directory) and export it to RUN_DIR/model."""
     from predictor import render
@@ -315,7 +317,7 @@ def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_si
         from predictor.errors import GateFailed
         from trainer_jax.train.dryrun import estimate, render_table
 
-        report = estimate(base_dir, config, device_memory_gb=device_memory)
+        report = estimate(base_dir, config, device_memory_gb=device_memory, devices=devices, platform=platform)
         click.echo(render.to_json(report.to_json()) if fmt == "json" else render_table(report), nl=False)
         if not report.fits:
             raise GateFailed(f"the run does not fit: {report.advice()}")

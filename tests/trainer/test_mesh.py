@@ -48,7 +48,7 @@ def test_stacked_layers_are_recognised_inside_optimizer_states():
     params = nnx.state(nnx.eval_shape(lambda: RewardModel(cfg, rngs=nnx.Rngs(0))), nnx.Param)
     opt = jax.eval_shape(optax.adam(1e-3).init, params)
     specs = jax.tree_util.tree_map_with_path(
-        lambda kp, x: M.param_spec(x.shape, 8, stacked=M._is_stacked(kp)), (params, opt))
+        lambda kp, x: M.param_spec(x.shape, 8, stacked=M.is_stacked(kp)), (params, opt))
     flat = {jax.tree_util.keystr(kp): s for kp, s in jax.tree_util.tree_leaves_with_path(specs, is_leaf=lambda s: isinstance(s, P))}
     gate = [s for k, s in flat.items() if "gate_proj" in k and "kernel" in k]
     assert len(gate) == 3  # params, Adam's mu and nu

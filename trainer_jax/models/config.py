@@ -163,6 +163,15 @@ def config_from_dict(d: dict[str, Any]) -> DecoderConfig:
         raise ArtifactError(f"config.json of a {model_type} model is missing or has a bad field: {exc}") from None
 
 
+def supported_architecture(hf_config: dict[str, Any], where: str | Path) -> str:
+    """``architectures[0]`` of a config.json, or ArtifactError when basepick cannot build it."""
+    architectures = hf_config.get("architectures") or []
+    arch = architectures[0] if architectures else None
+    if arch not in SUPPORTED_ARCHITECTURES:
+        raise ArtifactError(f"{where}: unsupported architecture {arch!r}; supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
+    return arch
+
+
 def read_config_json(model_dir: str | Path) -> dict[str, Any]:
     """Parse ``MODEL_DIR/config.json``; ArtifactError when the directory is not a model directory."""
     path = Path(model_dir) / "config.json"

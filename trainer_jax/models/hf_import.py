@@ -24,12 +24,7 @@ from safetensors import safe_open
 
 from predictor.errors import ArtifactError
 from trainer_jax import require_train_extra
-from trainer_jax.models.config import (
-    SUPPORTED_ARCHITECTURES,
-    DecoderConfig,
-    config_from_dict,
-    read_config_json,
-)
+from trainer_jax.models.config import DecoderConfig, config_from_dict, read_config_json, supported_architecture
 from trainer_jax.models.decoder import CausalLM
 from trainer_jax.models.heads import RewardModel
 from trainer_jax.models.keymap import Entry, causal_lm_entries, reward_entries
@@ -76,12 +71,7 @@ def read_model_dir(model_dir: str | Path) -> ModelDir:
     """Inspect a model directory: config, supported architecture, tensor index. ArtifactError if not usable."""
     path = Path(model_dir)
     hf_config = read_config_json(path)
-    architectures = hf_config.get("architectures") or []
-    arch = architectures[0] if architectures else None
-    if arch not in SUPPORTED_ARCHITECTURES:
-        raise ArtifactError(
-            f"{path}: unsupported architecture {arch!r}; supported: {', '.join(SUPPORTED_ARCHITECTURES)}"
-        )
+    arch = supported_architecture(hf_config, path)
     config = config_from_dict(hf_config)
     is_classifier = arch.endswith("ForSequenceClassification")
     labels = hf_config.get("id2label")

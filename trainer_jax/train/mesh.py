@@ -77,7 +77,8 @@ def param_sharding(mesh: Mesh):
 LAYERS = "layers"  # the NNX attribute holding the stacked decoder layers
 
 
-def _is_stacked(key_path) -> bool:
+def is_stacked(key_path) -> bool:
+    """Whether a pytree key path runs through the stacked decoder layers."""
     names = (getattr(k, "key", getattr(k, "name", getattr(k, "idx", None))) for k in key_path)
     return LAYERS in names
 
@@ -86,7 +87,7 @@ def tree_shardings(mesh: Mesh, tree):
     """The FSDP NamedSharding of every array leaf of a pytree (params or optimizer state)."""
     fsdp_size = mesh.shape["fsdp"]
     return jax.tree_util.tree_map_with_path(
-        lambda kp, x: NamedSharding(mesh, param_spec(x.shape, fsdp_size, stacked=_is_stacked(kp))), tree)
+        lambda kp, x: NamedSharding(mesh, param_spec(x.shape, fsdp_size, stacked=is_stacked(kp))), tree)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
