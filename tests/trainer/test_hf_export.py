@@ -1,6 +1,7 @@
 """Export to HF *ForSequenceClassification: reload by trainer_jax and by transformers gives the same rewards."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,88 @@ def test_transformers_loads_export_unchanged(tmp_path, family, kind, num_labels)
         pos = torch.clamp(torch.cumsum(torch.tensor(MASK), -1) - 1, min=0)
         expected = hf.eval()(torch.tensor(IDS).long(), attention_mask=torch.tensor(MASK), position_ids=pos).logits
     np.testing.assert_allclose(np.asarray(forward(model, IDS, MASK)), expected.numpy(), rtol=0, atol=1e-4)
+
+
+def _no_pad_base(tmp_path: Path) -> Path:
+    """The tiny Llama base with its pad token removed: pad would fall back to eos, which its chat
+    template puts at the end of every turn (as Llama-3-Instruct's and Mistral's do)."""
+    sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "train"))
+    import builders as B
+
+    base = B.llama_base(tmp_path / "base")
+    for name in ("tokenizer_config.json", "config.json"):
+        config = json.loads((base / name).read_text())
+        config.pop("pad_token", None)
+        config.pop("pad_token_id", None)
+        (base / name).write_text(json.dumps(config))
+    assert "eos_token }}{% endfor" in (base / "chat_template.jinja").read_text()
+    return base
+
+
+ROWS = [{"prompt": "the quick brown", "chosen": "fox jumps", "rejected": "dog"},
+        {"prompt": "rank answers", "chosen": "reward models rank answers chosen", "rejected": "one"},
+        {"prompt": [{"role": "user", "content": "square root"}], "chosen": "help", "rejected": "refuse harmful requests"}]
+
+
+def test_transformers_pools_where_basepick_does_without_a_pad_token(tmp_path):
+    """No pad token and turns that end with eos: the export declares a pad that never occurs in text, so
+    transformers' batched, padded rewards equal `basepick score`'s; pad == eos would move its pooling."""
+    pytest.importorskip("torch")
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from trainer_jax.data.tokenizer import choose_pad_token, load_tokenizer
+    from trainer_jax.evals.score import encode_row, score_pairs
+
+    base = _no_pad_base(tmp_path)
+    tok = load_tokenizer(base)
+    assert tok.pad_token is None
+    used = {i for n, row in enumerate(ROWS) for ids in encode_row(tok, row, f"row {n}") for i in ids}
+    pad = choose_pad_token(tok, 300, used)
+    assert pad.id not in used and pad.id != tok.eos_token_id
+    model = load_reward_model(base, seed=4)
+    out = export_reward_model(model, tmp_path / "rm", source_dir=base, pad=pad)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    ours = [r["chosen_score"] for r in score_pairs(out, data).rows]
+
+    hf_tok = AutoTokenizer.from_pretrained(str(out))
+    assert hf_tok.pad_token_id == pad.id == json.loads((out / "config.json").read_text())["pad_token_id"]
+    texts = []
+    for row in ROWS:
+        prompt = row["prompt"] if isinstance(row["prompt"], list) else [{"role": "user", "content": row["prompt"]}]
+        texts.append(hf_tok.apply_chat_template(prompt + [{"role": "assistant", "content": row["chosen"]}], tokenize=False))
+    batch = hf_tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")  # rows of unequal length
+    assert (batch["input_ids"][:, -1] == pad.id).any() and (batch["input_ids"] == tok.eos_token_id).any()
+    hf = AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
+    with torch.no_grad():
+        theirs = hf(**batch).logits[:, 0].numpy()
+        np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-4)
+        hf.config.pad_token_id = tok.eos_token_id  # what a pad == eos export would do
+        wrong = hf(**{**batch, "input_ids": torch.where(batch["attention_mask"] == 1, batch["input_ids"],
+                                                        tok.eos_token_id)}).logits[:, 0].numpy()
+    assert np.abs(wrong - np.asarray(ours)).max() > 1e-2  # the test can see the bug it guards against
+
+
+def test_pad_token_choice_rules(tmp_path):
+    from trainer_jax.data.tokenizer import NEW_PAD_TOKEN, choose_pad_token, load_tokenizer
+
+    tok = load_tokenizer(_no_pad_base(tmp_path))
+    by_name = choose_pad_token(tok, 300)
+    assert (by_name.token, by_name.added) == ("<pad>", False)  # a special token named for padding
+    fresh = choose_pad_token(tok, 300, used_ids={by_name.id})
+    assert (fresh.token, fresh.id, fresh.added) == (NEW_PAD_TOKEN, len(tok), True)  # an unused embedding row
+    with pytest.raises(ArtifactError, match="cannot give the exported model a pad token"):
+        choose_pad_token(tok, len(tok), used_ids={by_name.id})  # no spare row, every candidate taken
+
+
+def test_large_exports_are_split_into_indexed_files(tmp_path):
+    model = load_reward_model(GOLDEN)
+    out = export_reward_model(model, tmp_path / "rm", source_dir=GOLDEN, shard_bytes=40_000)
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    files = sorted(set(index["weight_map"].values()))
+    assert len(files) > 2 and files[0] == f"model-00001-of-{len(files):05d}.safetensors"
+    assert not (out / "model.safetensors").exists()
+    assert index["metadata"]["total_size"] == sum((out / f).stat().st_size for f in files)
+    reloaded = load_reward_model(out)
+    np.testing.assert_array_equal(np.asarray(forward(reloaded, IDS, MASK)), np.asarray(forward(model, IDS, MASK)))
