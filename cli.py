@@ -332,11 +332,16 @@ def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_si
         if result.data.get(f"{key}_filtered"):
             note(f"{result.data[f'{key}_filtered']} over-length {key} examples dropped (--max-length {max_length}; "
                  "--truncate left keeps them)")
-    if not result.finished:
-        note(f"stopped before the end; {result.run_dir} holds the run: repeat the same command with --resume to continue")
     click.echo(render.to_json(result.to_json()) if fmt == "json" else train_table(result), nl=False)
     if labels_out and result.finished:
         note(f"appended a {recipe} label for {model_id} to {labels_out}")
+    if not result.finished:
+        note(f"stopped by {result.stopped_by}; {result.run_dir} holds the run: repeat the same command with --resume "
+             "to continue")
+        if result.stopped_by in ("SIGINT", "SIGTERM"):  # the shell's convention for a signalled process
+            import signal
+
+            sys.exit(128 + int(getattr(signal, result.stopped_by)))
 
 
 @main.command()

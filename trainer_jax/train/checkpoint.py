@@ -4,8 +4,9 @@ A run directory holds two orbax ``CheckpointManager`` trees:
 
 * ``state/<step>/``: everything resume needs: parameters (fp32 master weights), the optimizer state
   without its gradient accumulator (saves happen at optimizer-step boundaries, where the accumulator is
-  all zeros, so it is rebuilt instead of stored: 12 bytes per parameter instead of 16), the rng key and
-  the run's bookkeeping (``meta``: step, data-iterator position, best validation accuracy so far, ...).
+  all zeros, so it is rebuilt instead of stored: 12 bytes per parameter instead of 16) and the run's
+  bookkeeping as JSON (``meta``: step, data-iterator position, rng key data, best validation accuracy
+  so far, ...).
   Only the newest is kept.
 * ``best/<step>/``: the parameters alone (4 bytes per parameter) of the best validation accuracy so far:
   the model that gets exported. One kept.
@@ -72,7 +73,10 @@ class RunCheckpoints:
         self._managers = {
             name: ocp.CheckpointManager(
                 self.root / name,
-                options=ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=True),
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=1, enable_async_checkpointing=True,
+                    # both trees may save the same step at once: their multi-host barriers need distinct names
+                    multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)),
             )
             for name in ("state", "best")
         }
@@ -87,9 +91,10 @@ class RunCheckpoints:
 
     def save_state(self, step: int, params: Any, opt_state: Any, rng: jax.Array, meta: dict[str, Any]) -> None:
         """Start saving everything resume needs at optimizer step ``step`` (returns before it is on disk)."""
-        tree = {"params": params, "opt_state": _without_accumulator(opt_state), "rng": jax.random.key_data(rng)}
-        self._save("state", step, ocp.args.Composite(state=ocp.args.StandardSave(tree),
-                                                     meta=ocp.args.JsonSave({**meta, "step": step})))
+        tree = {"params": params, "opt_state": _without_accumulator(opt_state)}
+        rng_data = [int(x) for x in jax.device_get(jax.random.key_data(rng)).ravel()]  # host value: multi-host safe
+        self._save("state", step, ocp.args.Composite(
+            state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave({**meta, "step": step, "rng": rng_data})))
 
     def save_best(self, step: int, params: Any) -> None:
         """Start saving the parameters of a new best validation accuracy."""
@@ -116,17 +121,17 @@ class RunCheckpoints:
 
     def restore_state(self, step: int, target: Any) -> Restored:
         """Restore step into ``target`` ({"params", "opt_state", "rng"} of live or abstract arrays)."""
-        like = {**target, "opt_state": _without_accumulator(target["opt_state"]),
-                "rng": jax.random.key_data(target["rng"])}
+        like = {"params": target["params"], "opt_state": _without_accumulator(target["opt_state"])}
         try:
             out = self._managers["state"].restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract_like(like)), meta=ocp.args.JsonRestore()))
         except Exception as exc:  # orbax/tensorstore raise many types for unreadable or mismatched data
             raise _unreadable(self.root / "state" / str(step), exc) from None
-        tree = dict(out.state)
-        tree["opt_state"] = _with_zero_accumulator(tree["opt_state"], target["opt_state"])
-        tree["rng"] = jax.random.wrap_key_data(tree["rng"])
-        return Restored(step, tree, dict(out.meta))
+        meta = dict(out.meta)
+        tree = {"params": out.state["params"],
+                "opt_state": _with_zero_accumulator(out.state["opt_state"], target["opt_state"]),
+                "rng": jax.random.wrap_key_data(jnp.asarray(meta.pop("rng"), jnp.uint32))}
+        return Restored(step, tree, meta)
 
     def restore_best(self, target_params: Any) -> Any:
         """The best parameters, in the structure and shardings of ``target_params``."""

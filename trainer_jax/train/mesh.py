@@ -112,13 +112,84 @@ def shard_batch(mesh: Mesh, array: np.ndarray) -> jax.Array:
     return jax.make_array_from_callback(array.shape, batch_sharding(mesh), lambda index: array[index])
 
 
+def _rendezvous(coordinator: str, num_processes: int, process_id: int, timeout_s: float) -> None:
+    """Meet every process at the coordinator's port before JAX does, with a bounded wait.
+
+    JAX's own client aborts the process (no Python exception) when the coordinator never answers or a
+    process never joins; this meeting turns both into a one-line DataError. Process 0 listens on the
+    coordinator port until the N - 1 others have said hello, tells them to go and releases the port for
+    JAX's coordination service; the others retry connecting until the deadline.
+    """
+    import socket
+    import time
+
+    from predictor.errors import DataError
+
+    host, _, port_text = coordinator.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise DataError(f"--coordinator must be HOST:PORT, got {coordinator!r}")
+    port, deadline = int(port_text), time.monotonic() + timeout_s
+    left = lambda: max(deadline - time.monotonic(), 0.0)  # noqa: E731
+    if process_id == 0:
+        try:
+            server = socket.create_server(("", port))
+        except OSError as exc:
+            raise DataError(f"process 0 cannot listen on port {port} ({exc.strerror}); choose a free port") from None
+        peers = []
+        with server:
+            while len(peers) < num_processes - 1:
+                server.settimeout(left() or 0.001)
+                try:
+                    conn, _ = server.accept()
+                    conn.settimeout(left() or 0.001)
+                    conn.recv(32)  # the peer's hello
+                except OSError:
+                    if not left():
+                        raise DataError(f"only {len(peers) + 1} of {num_processes} processes joined at {coordinator} "
+                                        f"within {timeout_s:g} s; start every process with the same --coordinator "
+                                        "and --num-processes") from None
+                    continue
+                peers.append(conn)
+            for conn in peers:
+                with conn:
+                    conn.sendall(b"go")
+                    conn.recv(1)  # wait for the peer to hang up first: the port is left free for JAX
+        return
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=min(2.0, left() or 0.001)) as conn:
+                conn.sendall(f"hello {process_id}".encode())
+                conn.settimeout(left() or 0.001)
+                if conn.recv(2) == b"go":
+                    return
+        except OSError:
+            pass
+        if not left():
+            raise DataError(f"cannot reach the coordinator at {coordinator} within {timeout_s:g} s; check the address, "
+                            "and that process 0 runs with the same --num-processes")
+        time.sleep(0.2)
+
+
+def _native_stdout_to_stderr() -> None:
+    """Keep stdout for results: collective libraries (gloo) print progress on file descriptor 1, so that
+    descriptor is pointed at stderr and Python's ``sys.stdout`` moves to a copy of the original."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    original = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(original, "w", buffering=1, encoding=sys.stdout.encoding, errors=sys.stdout.errors)
+
+
 def initialize_distributed(coordinator: str | None, num_processes: int | None, process_id: int | None,
                            *, timeout_s: int = 300) -> None:
     """Join a multi-process run (``jax.distributed.initialize``) before any other JAX call.
 
-    Without ``coordinator`` (and the counts), JAX detects them on SLURM and TPU. Every process waits at
-    most ``timeout_s`` for the others; an unreachable coordinator is a DataError, not a hang. On CPU the
-    processes talk through gloo collectives.
+    Without ``coordinator`` (and the counts), JAX detects them on SLURM and TPU. With them, every process
+    first meets at the coordinator (``_rendezvous``), waiting at most ``timeout_s``: an unreachable
+    coordinator or a missing process is a DataError, not a hang or an abort. On CPU the processes talk
+    through gloo collectives.
     """
     from predictor.errors import DataError
 
@@ -127,12 +198,14 @@ def initialize_distributed(coordinator: str | None, num_processes: int | None, p
         raise DataError("--coordinator, --num-processes and --process-id go together (or none, on SLURM/TPU)")
     if process_id is not None and process_id >= num_processes:
         raise DataError(f"--process-id {process_id} must be below --num-processes {num_processes}")
+    if coordinator is not None:
+        _rendezvous(coordinator, num_processes, process_id, timeout_s)
+    _native_stdout_to_stderr()
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                    process_id=process_id, initialization_timeout=timeout_s)
-    except Exception as exc:  # ValueError (nothing to detect), RuntimeError/XlaRuntimeError (no coordinator)
+    except Exception as exc:  # ValueError (nothing to detect), RuntimeError (a JAX-side failure)
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        where = coordinator or "the detected coordinator"
-        raise DataError(f"cannot join the distributed run at {where} within {timeout_s} s ({reason}); check "
-                        "--coordinator HOST:PORT, --num-processes and --process-id, and that process 0 runs") from None
+        raise DataError(f"cannot join the distributed run ({reason}); pass --coordinator HOST:PORT, "
+                        "--num-processes and --process-id outside SLURM/TPU") from None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -50,6 +51,7 @@ class TrainResult:
     runtime: dict = field(default_factory=dict)  # attention kernel, compiled programs, pad token, checkpoint sizes
     rewardbench: dict | None = None  # RewardBench v1 summary of the exported model
     label: dict | None = None  # the row appended to --labels-out
+    stopped_by: str | None = None  # unfinished: "SIGTERM", "SIGINT" or "halt_after" (the preemption drill)
 
     def to_json(self) -> dict:
         return {"schema_version": SCHEMA_VERSION, **self.__dict__}
@@ -242,7 +244,9 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
             params = None  # donated to the train step
             runtime.update(compiled=dict(steps.compiled), **_checkpoint_sizes(run_dir, n_params))
             if not result.finished:
-                return TrainResult(str(partial), False, None, None, None, results + [result.to_json()], counts, runtime)
+                by = signal.Signals(stop.signal).name if stop.signal is not None else "halt_after"
+                return TrainResult(str(partial), False, None, None, None, results + [result.to_json()], counts, runtime,
+                                   stopped_by=by)
             if main:
                 done.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
             results.append(result.to_json())
