@@ -47,7 +47,7 @@ def ranking_table(ranking: Ranking, file=None) -> None:
     from rich.table import Table
 
     table = Table(
-        title=f"Predicted RewardBench {ranking.target} — {ranking.recipe} recipe "
+        title=f"Predicted RewardBench {ranking.target} — {ranking.recipe} recipe, ranked by {ranking.method} "
         f"({ranking.level:.0%} intervals; P(top {ranking.top_k}); gain over the bucket's default Llama-3.x)",
         title_justify="left",
     )
@@ -186,3 +186,4 @@ def check_report(report: dict, file=None) -> None:
 
 def _num(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+

@@ -37,7 +37,7 @@ def test_wheel_contains_the_shipped_data_and_predictor(wheel):
         "predictor/_data/benchmarks/seed_paper_models.csv",
         "predictor/_data/benchmarks/SOURCES.md",
         "predictor/_data/predictor/metadata.json",
-        "predictor/_data/predictor/models/regression__score__0.txt",
+        "predictor/_data/predictor/models/README.txt",
         "predictor/_data/probe/corpus.jsonl.gz",
         "predictor/_data/probe/LICENSES.txt",
         "trainer_jax/models/decoder.py",
