@@ -103,6 +103,46 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
 
 
 @main.command()
+@click.argument("candidates", metavar="CANDIDATES.csv")
+@click.option("--budget", type=click.IntRange(min=1), required=True, metavar="K", help="Runs to propose now (they go out in parallel).")
+@click.option("--recipe", type=click.Choice(RECIPES), default="regression", show_default=True, help="Reward-model training recipe.")
+@click.option("--labels", "labels", multiple=True, metavar="MEASURED.csv", help="Measured labels of candidates (repeatable), e.g. from `basepick train --labels-out`.")
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.9, show_default=True, help="Recommend stopping once P(best measured within 1 point of the pool's best) reaches this.")
+@click.option("--predictor", "predictor_dir", metavar="DIR", help="Predictor artifact from `basepick fit` (default: the shipped one).")
+@click.option("--allow-partial", is_flag=True, help="Count labels from an incomplete RewardBench run (eval '...-partial').")
+@click.option("--emit", metavar="RUNS.jsonl", help="Write one `basepick train` command per proposal (see examples/slurm/).")
+@click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of score columns, as for rank.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Monte Carlo draws.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def plan(candidates, budget, recipe, labels, confidence, predictor_dir, allow_partial, emit, scale, seed, fmt):
+    """Propose which K candidate bases to train next, learning from the labels measured so far.
+
+    CANDIDATES.csv is as for rank, plus an optional lineage column (otherwise the lineage comes from the
+    study's metadata or the model id). Measured labels move their siblings' predictions.
+    """
+    from pathlib import Path
+
+    from predictor import artifact, render
+    from predictor.data import load_snapshot, shipped_predictor_dir
+    from predictor.plan import plan as run_plan
+    from predictor.plan import write_runs
+
+    bundle = artifact.load(predictor_dir or shipped_predictor_dir())
+    result = run_plan(candidates, bundle, load_snapshot(), budget=budget, recipe=recipe,
+                      label_paths=[Path(p) for p in labels], confidence=confidence, allow_partial=allow_partial,
+                      scale=scale, seed=seed, note=note)
+    for message in result.notes:
+        note(message)
+    if emit:
+        write_runs(result, emit)
+        note(f"wrote {emit} ({len(result.proposals)} run(s))")
+    if fmt == "json":
+        click.echo(render.to_json(result.to_json()), nl=False)
+    else:
+        render.plan_table(result)
+
+
+@main.command()
 @click.option("--labels", "labels", multiple=True, metavar="LABELS.csv", help="Label file (repeatable), added to the shipped labels.")
 @click.option("--no-shipped-labels", is_flag=True, help="Fit on the given --labels only.")
 @click.option("--features", "features", multiple=True, metavar="FEATURES.csv", help="Feature file (repeatable) merged over the snapshot, e.g. presence_* from `basepick probe`.")

@@ -187,3 +187,30 @@ def check_report(report: dict, file=None) -> None:
 def _num(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
+
+def plan_table(plan, file=None) -> None:
+    """`basepick plan`: the proposed runs, then what is known about the pool and whether to stop."""
+    from rich.table import Table
+
+    out = console(file)
+    table = Table(title=f"Next {plan.budget} run(s) — {plan.recipe} recipe, predictions by {plan.method}; "
+                  f"chosen by {plan.criterion}", title_justify="left")
+    for name, justify in (("#", "right"), ("model", "left"), ("lineage", "left"), ("predicted", "right"),
+                          ("± sd", "right"), ("P(best)", "right"), ("exp. improvement", "right")):
+        table.add_column(name, justify=justify)
+    for k, p in enumerate(plan.proposals, start=1):
+        gain = "—" if math.isnan(p.expected_improvement) else f"{p.expected_improvement:.2f}"
+        table.add_row(str(k), p.model_id, p.lineage, f"{p.predicted:.1f}", f"{p.sd:.1f}", f"{p.p_best:.2f}", gain)
+    out.print(table)
+    if plan.measured:
+        best_id, best = max(plan.measured.items(), key=lambda kv: kv[1])
+        out.print(f"Measured {len(plan.measured)} of {plan.pool_size}; best so far {best_id} {best:.1f}.")
+    else:
+        out.print(f"Measured 0 of {plan.pool_size}.")
+    verdict = (f"stop: the best measured base is within 1 point of the pool's best with probability "
+               f"{plan.p_within_1pt:.3f} >= {plan.confidence:g}") if plan.stop else f"continue (stop at {plan.confidence:g})"
+    out.print(f"P(best measured within 1 point of the pool's best): {plan.p_within_1pt:.3f} now, "
+              f"{plan.p_within_1pt_after:.3f} once these runs are measured — {verdict}.")
+    out.print(f"Residual sd {plan.residual_sd:.2f} points, lineage correlation {plan.lineage_correlation:.2f} "
+              "(leave-lineage-out, stored in the predictor).")
+

@@ -67,10 +67,11 @@ def test_installed_wheel_ranks_from_a_foreign_directory(wheel, tmp_path):
     assert [c["rank"] for c in json.loads(result.stdout)["candidates"]] == [1, 2, 3]
 
 
-def test_rank_never_imports_heavy_modules(tmp_path):
+@pytest.mark.parametrize("command", [["rank"], ["plan", "--budget", "3"]])
+def test_rank_and_plan_never_import_heavy_modules(tmp_path, command):
     code = (
         "import sys, cli\n"
-        "sys.argv = ['basepick', 'rank', sys.argv[1], '--format', 'json']\n"
+        f"sys.argv = ['basepick', {command[0]!r}, sys.argv[1], *{command[1:]!r}, '--format', 'json']\n"
         "try:\n    cli.main()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
         "heavy = [m for m in ('jax', 'flax', 'optax', 'transformers', 'torch', 'trainer_jax', 'matplotlib') if m in sys.modules]\n"
         "print(heavy, file=sys.stderr)\nassert not heavy, heavy\n"
