@@ -194,10 +194,18 @@ def inspect(predictors, fmt):
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True, help="Lineage-bootstrap resamples for the 95% intervals.")
 @click.option("--no-baselines", is_flag=True, help="Evaluate the predictor only.")
 @click.option("--fail-under", type=float, metavar="RHO", help="Exit 1 when the predictor's Spearman is below RHO (a CI gate).")
-@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured, with intervals (needs basepick[plot]).")
+@click.option("--budget", type=click.IntRange(min=1), metavar="N", help="Also simulate training N bases of random pools, policy by policy (regret after 1..N runs).")
+@click.option("--pool-size", type=click.IntRange(min=2), default=12, show_default=True, metavar="M", help="Candidates per simulated pool (with --budget).")
+@click.option("--pools", "n_pools", type=click.IntRange(min=1), default=60, show_default=True, metavar="P", help="Simulated pools (with --budget).")
+@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured with intervals; with --budget, regret vs runs per policy (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, plot, fmt):
-    """Out-of-fold evaluation of the predictor against baselines, in the same folds."""
+def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, budget, pool_size,
+             n_pools, plot, fmt):
+    """Out-of-fold evaluation of the predictor against baselines, in the same folds.
+
+    With --budget N it also simulates the decision basepick serves: pools of --pool-size labelled bases,
+    policies that train N of them one by one; no pool's labels ever train what scores it.
+    """
     from pathlib import Path
 
     from predictor import render
@@ -214,11 +222,12 @@ def evaluate(labels, features, recipe, target, split, level, n_boot, no_baseline
         require_matplotlib()
     paths = [Path(p) for p in labels] or [benchmarks_dir() / LABELS_FILE]
     ev = run_evaluation(paths, recipe=recipe, target=target, split=split, level=level, n_boot=n_boot,
-                        with_baselines=not no_baselines, feature_paths=[Path(p) for p in features])
+                        with_baselines=not no_baselines, feature_paths=[Path(p) for p in features],
+                        budget=budget, pool_size=pool_size, n_pools=n_pools)
     if plot:
-        from predictor.plot import evaluation_plot
+        from predictor.plot import budget_plot, evaluation_plot
 
-        evaluation_plot(ev, plot)
+        (budget_plot if budget else evaluation_plot)(ev, plot)
         note(f"wrote {plot}")
     if fmt == "json":
         click.echo(render.to_json(ev.to_json()), nl=False)

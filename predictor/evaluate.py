@@ -165,6 +165,8 @@ class Evaluation:
     interval_low: np.ndarray = field(repr=False)  # (N,) out-of-fold interval, points
     interval_high: np.ndarray = field(repr=False)
     verdict: list[str] = field(default_factory=list)  # plain sentences: does the predictor beat the baselines?
+    chosen_method: str | None = None  # what `fit` would rank with (predictor.methods.choose), with --budget
+    budget: object | None = field(default=None, repr=False)  # budget.BudgetResult, with --budget
 
     def method(self, name: str) -> MethodResult:
         return next(m for m in self.methods if m.name == name)
@@ -190,6 +192,7 @@ class Evaluation:
                 for k, (i, g, t) in enumerate(zip(self.ids, self.lineage, self.truth))
             ],
             "verdict": self.verdict,
+            **({"chosen_method": self.chosen_method, "budget": self.budget.to_json()} if self.budget else {}),
         }
 
 
@@ -205,17 +208,25 @@ def evaluate(
     seed: int = 0,
     with_baselines: bool = True,
     feature_paths: list[Path] = (),
+    budget: int | None = None,
+    pool_size: int = 12,
+    n_pools: int = 60,
 ) -> Evaluation:
     """Evaluate the predictor (and baselines) out of fold; metrics with lineage-bootstrap intervals.
 
     When feature files give presence_* columns for labelled models, the predictor is evaluated with
     them (first row) and without them (second row); with baselines, also with pretrain_tokens_t and
-    post_training, which it does not use.
+    post_training, which it does not use. ``budget``: also simulate the budgeted decision
+    (predictor.budget) and name the ranking method ``fit`` would choose.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     base_config = config or ModelConfig()
     ds = load_dataset(label_paths, recipe, target, feature_paths)
+    if budget is not None:
+        from predictor import budget as BU  # budget imports this module
+
+        BU.check_sizes(len(ds.y), budget, pool_size)  # before the slow part
     config = with_presence(base_config, ds.columns)
     methods = {PREDICTOR: predictor_method(config)}
     if config != base_config:
@@ -243,11 +254,20 @@ def evaluate(
     lo, hi = nested_intervals(ds, config, split, level)
     known = ~np.isnan(lo)
     coverage = M.interval_coverage(lo[known], hi[known], ds.y[known]) if known.any() else math.nan
-    return Evaluation(
+    ev = Evaluation(
         recipe=recipe, target=target, split=split, n=int(covered.sum()), ids=ds.ids, truth=ds.y,
         lineage=ds.lineage, methods=results, interval_level=level, interval_coverage=coverage,
         interval_low=lo, interval_high=hi, verdict=verdict(results),
     )
+    if budget is not None:
+        from predictor import methods as Mt  # methods imports this module
+
+        learned = (Mt.PREDICTOR, Mt.RIDGE)  # the same leave-lineage-out predictions as above: not refitted
+        oof = {m.name: m.predictions for m in results if m.name in learned} if split == "lineage" else {}
+        ev.chosen_method = Mt.choose(ds, base_config, seed=seed, oof=oof).name
+        ev.budget = BU.simulate(ds, budget=budget, pool_size=pool_size, n_pools=n_pools, n_boot=n_boot, seed=seed,
+                                config=base_config)
+    return ev
 
 
 def verdict(results: list[MethodResult]) -> list[str]:

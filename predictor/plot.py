@@ -1,4 +1,5 @@
-"""`evaluate --plot`: predicted vs measured, out of fold, coloured by lineage (matplotlib, `plot` extra)."""
+"""Plots (matplotlib, the `plot` extra, imported lazily): `evaluate --plot` (predicted vs measured, or with
+--budget regret vs runs per policy)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,7 @@ def require_matplotlib() -> None:
 
 def evaluation_plot(ev, path: str | Path) -> Path:
     """Write a PNG: the predictor with its intervals, then baselines, in the same folds."""
-    require_matplotlib()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
+    plt = _pyplot()
     names = [ev.methods[0].name] + [m.name for m in ev.methods[1:] if m.name in BESIDE]
     lineages = sorted(set(ev.lineage.tolist()))
     colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(lineages)}
@@ -57,6 +52,21 @@ def evaluation_plot(ev, path: str | Path) -> Path:
     fig.suptitle(f"{ev.recipe} recipe, {ev.split} split: out-of-fold predictions "
                  f"({ev.interval_level:.0%} intervals, coverage {ev.interval_coverage:.0%})", fontsize=11)
     fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def _pyplot():
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    plt = _pyplot()
     try:
         with atomic_file(path, "wb") as f:
             fig.savefig(f, format="png", dpi=110)
@@ -65,3 +75,39 @@ def evaluation_plot(ev, path: str | Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def budget_plot(ev, path: str | Path) -> Path:
+    """`evaluate --budget --plot`: mean regret and share of pools within 1 point vs runs, per policy,
+    with the 95% bootstrap band over pools."""
+    plt = _pyplot()
+    b = ev.budget
+    figures = b.figures()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.8))
+    markers = "osD^vP"
+    for n, (policy, rows) in enumerate(figures.items()):
+        runs = np.array([r["runs"] for r in rows]) + 0.05 * (n - (len(figures) - 1) / 2)  # apart where they tie
+        for ax, key in ((left, "mean_regret"), (right, "within_1pt")):
+            line, = ax.plot(runs, [r[key] for r in rows], marker=markers[n % len(markers)], label=policy,
+                            linestyle="--" if policy == "LightGBM top-k" else "-", markersize=5)
+            if f"{key}_ci95" in rows[0]:
+                ax.fill_between(runs, [r[f"{key}_ci95"][0] for r in rows], [r[f"{key}_ci95"][1] for r in rows],
+                                color=line.get_color(), alpha=0.07)
+    left.set_yscale("symlog", linthresh=1.0)  # linear below 1 point, where the targets are; log above
+    left.set_ylabel("mean regret (points): pool's best − best trained")
+    right.set_ylabel("share of pools within 1 point of the best")
+    for ax in (left, right):
+        ax.set_xlabel("runs (bases trained)")
+        ax.set_xticks(range(1, b.budget + 1))
+        ax.grid(alpha=0.3)
+    left.set_ylim(bottom=0)
+    from matplotlib.ticker import FormatStrFormatter
+
+    left.set_yticks([t for t in (0, 0.25, 0.5, 1, 2, 5, 10, 20) if t <= max(1.0, left.get_ylim()[1])])
+    left.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    right.set_ylim(0, 1.02)
+    left.legend(fontsize=8)
+    fig.suptitle(f"{ev.recipe} recipe: {b.n_pools} random pools of {b.pool_size}, out of fold; bands: 95% "
+                 f"bootstrap over pools (chosen method on all labels: {ev.chosen_method})", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, Path(path))

@@ -118,6 +118,8 @@ def evaluation_table(ev, file=None) -> None:
               f"{ev.interval_coverage:.0%} out of fold.")
     for line in ev.verdict:
         out.print(line)
+    if ev.budget is not None:
+        budget_table(ev, out)
 
 
 def artifacts_table(summaries: list[dict], file=None) -> None:
@@ -186,6 +188,31 @@ def check_report(report: dict, file=None) -> None:
 
 def _num(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def budget_table(ev, out) -> None:
+    """`evaluate --budget`: mean regret and share of pools within 1 point, per policy and number of runs."""
+    from rich.table import Table
+
+    b = ev.budget
+    figures = b.figures()
+    table = Table(title=f"Budgeted decision, {ev.recipe} recipe: {b.n_pools} random pools of {b.pool_size}, "
+                  f"{b.budget} run(s); mean regret (points) / share of pools within 1 point, 95% bootstrap over pools",
+                  title_justify="left")
+    table.add_column("policy", no_wrap=True)
+    for k in range(1, b.budget + 1):
+        table.add_column(f"{k} run{'s' if k > 1 else ''}", justify="right")
+    for policy, rows in figures.items():
+        cells = []
+        for r in rows:
+            ci = r.get("mean_regret_ci95")
+            cells.append(f"{r['mean_regret']:.2f} / {r['within_1pt']:.0%}" + (f"\n{ci[0]:.2f}–{ci[1]:.2f}" if ci else ""))
+        table.add_row(policy, *cells)
+    out.print(table)
+    chosen = ", ".join(f"{m} {share:.0%}" for m, share in b.chosen.items())
+    out.print(f"Ranking method chosen inside the pools' folds: {chosen}; on all labels: {ev.chosen_method}.")
+    out.print(f"plan's predictive distribution (medians over pools): residual sd {b.sd:.2f} points, lineage "
+              f"correlation {b.rho:.2f}.")
 
 
 def plan_table(plan, file=None) -> None:
