@@ -63,8 +63,9 @@ def main() -> None:
 @click.option("--interval", "level", type=click.FloatRange(0.5, 0.99), default=0.8, show_default=True, help="Coverage of the prediction interval (quantile of leave-lineage-out residuals).")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of the p_top_k column: probability of being among the k best.")
 @click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of score columns: auto detects fractions (all values in [0, 1]) per column.")
+@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Forest plot of the predictions with intervals (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weights, level, top_k, scale, fmt):
+def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weights, level, top_k, scale, plot, fmt):
     """Rank candidate base models by predicted RewardBench score.
 
     CANDIDATES.csv needs a model_id column (Hugging Face ids). Optional columns override the shipped
@@ -81,6 +82,10 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
         raise click.UsageError("give either CANDIDATES.csv or --pool leaderboard")
     if weights is not None and target != "score":
         raise click.UsageError("--weights combines the sections; it cannot be used with --target")
+    if plot:
+        from predictor.plot import require_matplotlib
+
+        require_matplotlib()
     section_weights = parse_weights(weights) if weights is not None else None
     bundle = artifact.load(predictor_dir or shipped_predictor_dir())
     snapshot = load_snapshot()
@@ -94,6 +99,11 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
     )
     for message in ranking.notes:
         note(message)
+    if plot:
+        from predictor.plot import forest_plot
+
+        forest_plot(ranking, plot)
+        note(f"wrote {plot}")
     if fmt == "json":
         click.echo(render.to_json(ranking.to_json()), nl=False)
     elif fmt == "csv":

@@ -1,5 +1,5 @@
 """Plots (matplotlib, the `plot` extra, imported lazily): `evaluate --plot` (predicted vs measured, or with
---budget regret vs runs per policy)."""
+--budget regret vs runs per policy) and `rank --plot` (a forest plot)."""
 
 from __future__ import annotations
 
@@ -75,6 +75,42 @@ def _save(fig, path: Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+MAX_FOREST_ROWS = 60
+BUCKET_COLOURS = {"<3B": "tab:green", "3-6B": "tab:blue", ">=6B": "tab:purple", "?": "0.5"}
+
+
+def forest_plot(ranking, path: str | Path) -> Path:
+    """`rank --plot`: one row per candidate (best on top), prediction and interval, coloured by size bucket;
+    the default Llama-3.x models are marked. At most MAX_FOREST_ROWS rows (use --top for fewer)."""
+    from predictor.baselines import DEFAULT_LLAMA
+
+    plt = _pyplot()
+    rows = ranking.candidates[:MAX_FOREST_ROWS]
+    defaults = set(DEFAULT_LLAMA.values())
+    fig, ax = plt.subplots(figsize=(9.0, 1.2 + 0.32 * len(rows)))
+    for y, c in enumerate(reversed(rows)):
+        colour = BUCKET_COLOURS.get(c.size_bucket, "0.5")
+        if not np.isnan(c.low):
+            ax.plot([c.low, c.high], [y, y], color=colour, linewidth=2, alpha=0.6, solid_capstyle="butt")
+        default = c.model_id in defaults
+        ax.scatter([c.predicted], [y], color=colour, marker="D" if default else "o", s=60 if default else 30,
+                   edgecolor="black" if default else "white", zorder=3)
+    labels = [f"{c.model_id}{' (default)' if c.model_id in defaults else ''}{' *' if c.outside_labelled_range else ''}"
+              for c in reversed(rows)]
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    for bucket, colour in BUCKET_COLOURS.items():
+        if any(c.size_bucket == bucket for c in rows):
+            ax.scatter([], [], color=colour, label=bucket)
+    ax.scatter([], [], color="white", edgecolor="black", marker="D", label="default Llama-3.x")
+    ax.legend(title="size bucket", fontsize=8, loc="lower right")
+    ax.set_xlabel(f"predicted RewardBench {ranking.target} (points), {ranking.level:.0%} intervals")
+    more = f" (top {len(rows)} of {len(ranking.candidates)})" if len(ranking.candidates) > len(rows) else ""
+    ax.set_title(f"{ranking.recipe} recipe, ranked by {ranking.method}{more}; * beyond the labelled sizes", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, Path(path))
 
 
 def budget_plot(ev, path: str | Path) -> Path:

@@ -133,3 +133,11 @@ def test_missing_features_are_said_on_stderr(run, tmp_path):
     full = run("rank", EXAMPLES / "candidates.csv", "--format", "json")
     assert "lack features" not in full.stderr
 
+
+def test_rank_forest_plot(run, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "forest.png"
+    result = run("rank", EXAMPLES / "candidates.csv", "--plot", out, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in tmp_path.iterdir()] == ["forest.png"]
+    assert f"wrote {out}" in result.stderr
