@@ -78,7 +78,8 @@ def fit_chosen(ds: E.Dataset, config: ModelConfig, *, seed: int = 0):
     pred = masked[choice.name]
     known = ~np.isnan(pred[0])  # rows a fold predicted (all, unless a lineage holds nearly every row)
     residuals = ds.y[known] - pred[0, known]
-    metrics = M.selection_metrics(pred[0, known], ds.y[known], ds.bucket[known])
+    order = Mt.rule_order(choice.name, ds, config) if choice.name in Mt.RULES else pred[0]  # a rule: its own order
+    metrics = {**M.selection_metrics(order[known], ds.y[known], ds.bucket[known]), "mae": M.mae(pred[0, known], ds.y[known])}
     model.calibration_ = {
         "method": choice.name,
         "ids": [i for i, k in zip(ds.ids, known) if k],

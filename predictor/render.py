@@ -138,12 +138,12 @@ def artifacts_table(summaries: list[dict], file=None) -> None:
             f"{s['created'] or '—'} · basepick {s['basepick_version']} · seed {s['seed']}\nlabels: {labels}",
             title_justify="left",
         )
-        for name, justify in (("model", "left"), ("labelled", "right"), ("features", "right"), ("ρ", "right"),
-                              ("ρ mean score", "right"), ("MAE", "right"), ("regret@1/bkt", "right")):
+        for name, justify in (("model", "left"), ("method", "left"), ("labelled", "right"), ("features", "right"),
+                              ("ρ", "right"), ("ρ mean score", "right"), ("MAE", "right"), ("regret@1/bkt", "right")):
             table.add_column(name, justify=justify)
         for key, m in s["models"].items():
             cv = m["lineage_cv"] or {}
-            table.add_row(key, str(m["labelled_models"]), str(len(m["features"])), fmt(cv.get("spearman")),
+            table.add_row(key, m["method"], str(m["labelled_models"]), str(len(m["features"])), fmt(cv.get("spearman")),
                           fmt(m["mean_score_spearman"]), fmt(cv.get("mae")), fmt(cv.get("regret@1/bucket")))
         out.print(table)
 
