@@ -89,7 +89,8 @@ def forest_plot(ranking, path: str | Path) -> Path:
     plt = _pyplot()
     rows = ranking.candidates[:MAX_FOREST_ROWS]
     defaults = set(DEFAULT_LLAMA.values())
-    fig, ax = plt.subplots(figsize=(9.0, 1.2 + 0.32 * len(rows)))
+    longest = max(len(c.model_id) for c in rows)
+    fig, ax = plt.subplots(figsize=(5.5 + 0.07 * longest, 1.8 + 0.32 * len(rows)))
     for y, c in enumerate(reversed(rows)):
         colour = BUCKET_COLOURS.get(c.size_bucket, "0.5")
         if not np.isnan(c.low):
@@ -102,14 +103,15 @@ def forest_plot(ranking, path: str | Path) -> Path:
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     for bucket, colour in BUCKET_COLOURS.items():
         if any(c.size_bucket == bucket for c in rows):
-            ax.scatter([], [], color=colour, label=bucket)
+            ax.scatter([], [], color=colour, label="size unknown" if bucket == "?" else bucket)
     ax.scatter([], [], color="white", edgecolor="black", marker="D", label="default Llama-3.x")
-    ax.legend(title="size bucket", fontsize=8, loc="lower right")
     ax.set_xlabel(f"predicted RewardBench {ranking.target} (points), {ranking.level:.0%} intervals")
-    more = f" (top {len(rows)} of {len(ranking.candidates)})" if len(ranking.candidates) > len(rows) else ""
-    ax.set_title(f"{ranking.recipe} recipe, ranked by {ranking.method}{more}; * beyond the labelled sizes", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
+    more = f" (top {len(rows)} of {len(ranking.candidates)})" if len(ranking.candidates) > len(rows) else ""
+    fig.suptitle(f"{ranking.recipe} recipe, ranked by {ranking.method}{more}\n* beyond the labelled sizes; "
+                 "colour: size bucket", fontsize=10)
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=5, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))  # room for the legend below
     return _save(fig, Path(path))
 
 

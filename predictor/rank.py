@@ -1,12 +1,17 @@
 """Predictions → a ranked list of candidates: intervals, top-k odds, drivers, gain over the default.
 
-- Interval: prediction ± the ``level`` quantile (default 80%) of the model's leave-one-lineage-out
-  absolute residuals, stored in the artifact at fit time (split conformal; see metrics.py).
+Predictions come from the ranking method the artifact chose for the recipe and target
+(predictor.methods: the LightGBM predictor, ridge or a rule); the output names it.
+
+- Interval: prediction ± the ``level`` quantile (default 80%) of the method's leave-one-lineage-out
+  absolute residuals, stored in the artifact at fit time (split conformal; see metrics.py), widened
+  for a candidate's missing inputs (predictor.uncertainty).
 - ``p_top_k``: share of Monte Carlo draws in which a candidate lands in the top k. A draw takes one
   ensemble member's predictions and adds, per candidate, a residual drawn from the same
   lineage-out residuals — the ensemble alone is far more confident than its out-of-sample error.
 - ``drivers``: the three features that move the prediction most (LightGBM ``pred_contrib`` plus the
-  ridge offset's terms), relative to the average labelled model.
+  ridge offset's terms; a linear method's terms), relative to the average labelled model.
+- ``given_unused``: columns the file gives that the method does not read (said, never dropped silently).
 - ``gain_vs_default``: predicted points over the study's default, the Llama-3.x of the same bucket.
 - ``weights``: per-section predictions combined as a weighted mean; residuals combine the same way.
 """
@@ -260,12 +265,15 @@ def rank(
                 interval_widening=round(float(wider[j]), 3),
             )
         )
-    if (n_missing := sum(bool(c.features[MISSING]) for c in out)):
+    method_inputs = {n for _, m in objective.parts for n in inputs(m)}
+    if (n_missing := sum(bool(method_inputs & set(c.features[MISSING])) for c in out)):
         notes.append(
             f"{n_missing} candidate(s) lack features the model uses (see 'missing'): their intervals are widened "
             f"(up to x{max(c.interval_widening for c in out):.2f}) by the lineage-out error measured with the same "
             "inputs masked"
         )
+    if (n_sizeless := sum(math.isnan(c.params_b) for c in out)):
+        notes.append(f"{n_sizeless} candidate(s) have no params_b: no size bucket and no gain over the default Llama-3.x")
     if (unused_names := sorted({n for c in out for n in c.given_unused})):
         notes.append(f"given but unused by {objective.method} for {recipe}/{objective.name}: {', '.join(unused_names)}")
     if (n_out := sum(c.outside_labelled_range for c in out)):
