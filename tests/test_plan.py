@@ -275,3 +275,38 @@ def test_unwritable_emit_is_one_line(run, tmp_path):
     blocker = write(tmp_path / "file", "x")
     assert_one_line_error(run("plan", EXAMPLES / "candidates.csv", "--budget", "2", "--emit", blocker / "runs.jsonl"),
                           "cannot write the runs file")
+
+
+_cell = st.one_of(
+    st.sampled_from(["Qwen/Qwen2.5-7B-Instruct", "google/gemma-2-9b-it", "acme/x", "regression", "bradley_terry",
+                     "rewardbench-v1", "rewardbench-v1-partial", "", "nan", "80", "101", "-3", "x"]),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(max_size=6),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.lists(st.lists(_cell, min_size=9, max_size=9), max_size=3), raw=st.one_of(st.none(), st.binary(max_size=120)))
+def test_random_label_files_give_a_plan_or_one_line_error(tmp_path_factory, rows, raw):
+    import csv
+    import io
+
+    from click.testing import CliRunner
+
+    import cli
+
+    folder = tmp_path_factory.mktemp("plan")
+    if raw is None:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\r\n").writerows([LABEL_HEADER.strip().split(",")[:9]] + rows)
+        (folder / "l.csv").write_text(buf.getvalue(), encoding="utf-8", errors="replace")
+    else:
+        (folder / "l.csv").write_bytes(raw)
+    emit = folder / "runs.jsonl"
+    result = CliRunner().invoke(cli.main, ["plan", str(EXAMPLES / "candidates.csv"), "--budget", "2", "--labels",
+                                           str(folder / "l.csv"), "--emit", str(emit), "--format", "json"])
+    if result.exit_code == 0:
+        assert len(json.loads(result.stdout)["proposals"]) == 2 and emit.is_file()
+    else:
+        assert_one_line_error(result)
+        assert not emit.exists()
