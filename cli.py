@@ -206,7 +206,7 @@ def inspect(predictors, fmt):
 @click.option("--fail-under", type=float, metavar="RHO", help="Exit 1 when the predictor's Spearman is below RHO (a CI gate).")
 @click.option("--budget", type=click.IntRange(min=1), metavar="N", help="Also simulate training N bases of random pools, policy by policy (regret after 1..N runs).")
 @click.option("--pool-size", type=click.IntRange(min=2), default=12, show_default=True, metavar="M", help="Candidates per simulated pool (with --budget).")
-@click.option("--pools", "n_pools", type=click.IntRange(min=1), default=60, show_default=True, metavar="P", help="Simulated pools (with --budget).")
+@click.option("--pools", "n_pools", type=click.IntRange(min=1), default=40, show_default=True, metavar="P", help="Simulated pools (with --budget).")
 @click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured with intervals; with --budget, regret vs runs per policy (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, budget, pool_size,

@@ -80,7 +80,7 @@ class BudgetResult:
                 "median_residual_sd": round(self.sd, 3), "median_lineage_correlation": round(self.rho, 3)}
 
 
-def simulate(ds: E.Dataset, *, budget: int, pool_size: int = 12, n_pools: int = 60, n_boot: int = 1000,
+def simulate(ds: E.Dataset, *, budget: int, pool_size: int = 12, n_pools: int = 40, n_boot: int = 1000,
              seed: int = 0, config: ModelConfig | None = None) -> BudgetResult:
     """Regret after 1..budget runs of every policy on ``n_pools`` random pools (see the module doc)."""
     config = config or ModelConfig()

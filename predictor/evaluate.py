@@ -210,7 +210,7 @@ def evaluate(
     feature_paths: list[Path] = (),
     budget: int | None = None,
     pool_size: int = 12,
-    n_pools: int = 60,
+    n_pools: int = 40,
 ) -> Evaluation:
     """Evaluate the predictor (and baselines) out of fold; metrics with lineage-bootstrap intervals.
 
