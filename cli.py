@@ -63,8 +63,9 @@ def main() -> None:
 @click.option("--interval", "level", type=click.FloatRange(0.5, 0.99), default=0.8, show_default=True, help="Coverage of the prediction interval (quantile of leave-lineage-out residuals).")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of the p_top_k column: probability of being among the k best.")
 @click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of score columns: auto detects fractions (all values in [0, 1]) per column.")
+@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Forest plot of the predictions with intervals (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weights, level, top_k, scale, fmt):
+def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weights, level, top_k, scale, plot, fmt):
     """Rank candidate base models by predicted RewardBench score.
 
     CANDIDATES.csv needs a model_id column (Hugging Face ids). Optional columns override the shipped
@@ -81,6 +82,10 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
         raise click.UsageError("give either CANDIDATES.csv or --pool leaderboard")
     if weights is not None and target != "score":
         raise click.UsageError("--weights combines the sections; it cannot be used with --target")
+    if plot:
+        from predictor.plot import require_matplotlib
+
+        require_matplotlib()
     section_weights = parse_weights(weights) if weights is not None else None
     bundle = artifact.load(predictor_dir or shipped_predictor_dir())
     snapshot = load_snapshot()
@@ -94,12 +99,57 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
     )
     for message in ranking.notes:
         note(message)
+    if plot:
+        from predictor.plot import forest_plot
+
+        forest_plot(ranking, plot)
+        note(f"wrote {plot}")
     if fmt == "json":
         click.echo(render.to_json(ranking.to_json()), nl=False)
     elif fmt == "csv":
         click.echo(render.ranking_csv(ranking), nl=False)
     else:
         render.ranking_table(ranking)
+
+
+@main.command()
+@click.argument("candidates", metavar="CANDIDATES.csv")
+@click.option("--budget", type=click.IntRange(min=1), required=True, metavar="K", help="Runs to propose now (they go out in parallel).")
+@click.option("--recipe", type=click.Choice(RECIPES), default="regression", show_default=True, help="Reward-model training recipe.")
+@click.option("--labels", "labels", multiple=True, metavar="MEASURED.csv", help="Measured labels of candidates (repeatable), e.g. from `basepick train --labels-out`.")
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.9, show_default=True, help="Recommend stopping once P(best measured within 1 point of the pool's best) reaches this.")
+@click.option("--predictor", "predictor_dir", metavar="DIR", help="Predictor artifact from `basepick fit` (default: the shipped one).")
+@click.option("--allow-partial", is_flag=True, help="Count labels from an incomplete RewardBench run (eval '...-partial').")
+@click.option("--emit", metavar="RUNS.jsonl", help="Write one `basepick train` command per proposal (see examples/slurm/).")
+@click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of score columns, as for rank.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Monte Carlo draws.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def plan(candidates, budget, recipe, labels, confidence, predictor_dir, allow_partial, emit, scale, seed, fmt):
+    """Propose which K candidate bases to train next, learning from the labels measured so far.
+
+    CANDIDATES.csv is as for rank, plus an optional lineage column (otherwise the lineage comes from the
+    study's metadata or the model id). Measured labels move their siblings' predictions.
+    """
+    from pathlib import Path
+
+    from predictor import artifact, render
+    from predictor.data import load_snapshot, shipped_predictor_dir
+    from predictor.plan import plan as run_plan
+    from predictor.plan import write_runs
+
+    bundle = artifact.load(predictor_dir or shipped_predictor_dir())
+    result = run_plan(candidates, bundle, load_snapshot(), budget=budget, recipe=recipe,
+                      label_paths=[Path(p) for p in labels], confidence=confidence, allow_partial=allow_partial,
+                      scale=scale, seed=seed, note=note)
+    for message in result.notes:
+        note(message)
+    if emit:
+        write_runs(result, emit)
+        note(f"wrote {emit} ({len(result.proposals)} run(s))")
+    if fmt == "json":
+        click.echo(render.to_json(result.to_json()), nl=False)
+    else:
+        render.plan_table(result)
 
 
 @main.command()
@@ -154,10 +204,18 @@ def inspect(predictors, fmt):
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True, help="Lineage-bootstrap resamples for the 95% intervals.")
 @click.option("--no-baselines", is_flag=True, help="Evaluate the predictor only.")
 @click.option("--fail-under", type=float, metavar="RHO", help="Exit 1 when the predictor's Spearman is below RHO (a CI gate).")
-@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured, with intervals (needs basepick[plot]).")
+@click.option("--budget", type=click.IntRange(min=1), metavar="N", help="Also simulate training N bases of random pools, policy by policy (regret after 1..N runs).")
+@click.option("--pool-size", type=click.IntRange(min=2), default=12, show_default=True, metavar="M", help="Candidates per simulated pool (with --budget).")
+@click.option("--pools", "n_pools", type=click.IntRange(min=1), default=40, show_default=True, metavar="P", help="Simulated pools (with --budget).")
+@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured with intervals; with --budget, regret vs runs per policy (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, plot, fmt):
-    """Out-of-fold evaluation of the predictor against baselines, in the same folds."""
+def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, budget, pool_size,
+             n_pools, plot, fmt):
+    """Out-of-fold evaluation of the predictor against baselines, in the same folds.
+
+    With --budget N it also simulates the decision basepick serves: pools of --pool-size labelled bases,
+    policies that train N of them one by one; no pool's labels ever train what scores it.
+    """
     from pathlib import Path
 
     from predictor import render
@@ -174,11 +232,12 @@ def evaluate(labels, features, recipe, target, split, level, n_boot, no_baseline
         require_matplotlib()
     paths = [Path(p) for p in labels] or [benchmarks_dir() / LABELS_FILE]
     ev = run_evaluation(paths, recipe=recipe, target=target, split=split, level=level, n_boot=n_boot,
-                        with_baselines=not no_baselines, feature_paths=[Path(p) for p in features])
+                        with_baselines=not no_baselines, feature_paths=[Path(p) for p in features],
+                        budget=budget, pool_size=pool_size, n_pools=n_pools)
     if plot:
-        from predictor.plot import evaluation_plot
+        from predictor.plot import budget_plot, evaluation_plot
 
-        evaluation_plot(ev, plot)
+        (budget_plot if budget else evaluation_plot)(ev, plot)
         note(f"wrote {plot}")
     if fmt == "json":
         click.echo(render.to_json(ev.to_json()), nl=False)

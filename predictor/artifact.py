@@ -2,8 +2,12 @@
 
 Layout of an artifact directory::
 
-    metadata.json                      schema, versions, seed, data sha256, per-model state
-    models/<recipe>__<target>__<k>.txt one LightGBM text model per ensemble member
+    metadata.json                      schema, versions, seed, data sha256, per-model state: the
+                                       chosen ranking method (predictor.methods) and its calibration
+    models/<recipe>__<target>__<k>.txt one LightGBM text model per ensemble member, where the
+                                       LightGBM predictor was chosen (a linear method lives in
+                                       metadata.json alone)
+    models/README.txt                  says the above (the folder exists even when it holds no model)
 
 A directory is written under a temporary name beside its destination and renamed into place, so a
 killed ``fit`` never leaves a half-written artifact.
@@ -21,28 +25,34 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from predictor.errors import ArtifactError
+from predictor.methods import PREDICTOR, LinearMethod, method_name
 from predictor.model import RewardPredictor
 
 SCHEMA_VERSION = 1
 METADATA = "metadata.json"
+MODELS_README = (
+    "LightGBM text models of the (recipe, target) pairs whose chosen ranking method is the LightGBM predictor,\n"
+    "one per ensemble member; ../metadata.json lists them per pair and holds the linear methods whole.\n"
+)
 
 
 @dataclass
 class Bundle:
-    """All models of one artifact: (recipe, target) → predictor, plus the metadata they came with.
+    """All models of one artifact: (recipe, target) → the chosen ranking method (a RewardPredictor or
+    a methods.LinearMethod), plus the metadata they came with.
 
     A loaded bundle parses a model's LightGBM files only when ``get`` first asks for it: ``rank``
     needs one of the ten, and parsing all of them would dominate its run time.
     """
 
-    models: dict[tuple[str, str], RewardPredictor]
+    models: dict[tuple[str, str], RewardPredictor | LinearMethod]
     metadata: dict
     source: Path | None = None  # artifact directory for models not parsed yet
 
     def keys(self) -> list[tuple[str, str]]:
         return sorted(set(self.models) | {tuple(k.split("/", 1)) for k in self.metadata.get("models", {})})
 
-    def get(self, recipe: str, target: str) -> RewardPredictor:
+    def get(self, recipe: str, target: str) -> RewardPredictor | LinearMethod:
         key = (recipe, target)
         if key not in self.models:
             entry = self.metadata.get("models", {}).get(f"{recipe}/{target}")
@@ -82,6 +92,7 @@ def save(bundle: Bundle, out_dir: str | Path, *, parent: str | None = None) -> P
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         (tmp / "models").mkdir()
+        (tmp / "models" / "README.txt").write_text(MODELS_README, encoding="utf-8")
         entries = {}
         digest = hashlib.sha256()
         for (recipe, target), predictor in sorted(bundle.models.items()):
@@ -91,7 +102,7 @@ def save(bundle: Bundle, out_dir: str | Path, *, parent: str | None = None) -> P
                 (tmp / name).write_text(text, encoding="utf-8")
                 files.append(name)
                 digest.update(text.encode())
-            entries[f"{recipe}/{target}"] = {**predictor.state(), "files": files}
+            entries[f"{recipe}/{target}"] = {**predictor.state(), "method": method_name(predictor), "files": files}
         digest.update(json.dumps(entries, sort_keys=True).encode())
         version = digest.hexdigest()[:12]
         metadata = {
@@ -141,12 +152,15 @@ def load(path: str | Path) -> Bundle:
         raise ArtifactError(f"{path}: the artifact holds no models; refit with `basepick fit`")
     for key, entry in entries.items():
         files = entry.get("files") if isinstance(entry, dict) else None
-        if not isinstance(files, list) or not files or not all((path / str(f)).is_file() for f in files):
+        needs_files = isinstance(entry, dict) and entry.get("method", PREDICTOR) == PREDICTOR  # linear: no files
+        if not isinstance(files, list) or (needs_files and not files) or not all((path / str(f)).is_file() for f in files):
             raise ArtifactError(f"{path}: model files of {key} are missing; the artifact is partial, refit it")
     return Bundle(models={}, metadata=metadata, source=path)
 
 
-def _load_model(path: Path, key: str, entry: dict) -> RewardPredictor:
+def _load_model(path: Path, key: str, entry: dict) -> RewardPredictor | LinearMethod:
+    if entry.get("method", PREDICTOR) != PREDICTOR:
+        return LinearMethod.from_state(entry)
     try:
         strings = [(path / name).read_text(encoding="utf-8") for name in entry["files"]]
     except (OSError, UnicodeDecodeError) as exc:
@@ -162,11 +176,13 @@ def summary(path: str | Path) -> dict:
     for key, entry in sorted(meta["models"].items()):
         cal = entry.get("calibration") or {}
         models[key] = {
-            "features": entry["config"]["features"],
-            "members": len(entry["files"]),
+            "method": entry.get("method", PREDICTOR),
+            "features": entry["config"]["features"] if "config" in entry else entry["offset"]["names"],
+            "members": max(len(entry["files"]), 1),
             "labelled_models": len(cal.get("ids", [])),
             "lineage_cv": cal.get("lineage_cv"),
             "mean_score_spearman": cal.get("mean_score_spearman"),
+            "choice": cal.get("choice"),
         }
     return {
         "path": str(Path(path)),

@@ -97,10 +97,14 @@ def pca3_ols(train, test) -> np.ndarray:
 RIDGE_ALPHAS = (0.1, 1.0, 10.0, 100.0)
 
 
+def ridge_alpha(train) -> float:
+    """Ridge penalty by leave-one-lineage-out on the training rows only."""
+    return _inner_choice(train, RIDGE_ALPHAS, lambda tr, te, a: _linear(tr, te, LINEAR_FEATURES, a))
+
+
 def ridge(train, test) -> np.ndarray:
     """Ridge on standardised v2 scores + log params; alpha by leave-one-lineage-out inside the fold."""
-    alpha = _inner_choice(train, RIDGE_ALPHAS, lambda tr, te, a: _linear(tr, te, LINEAR_FEATURES, a))
-    return _linear(train, test, LINEAR_FEATURES, alpha)
+    return _linear(train, test, LINEAR_FEATURES, ridge_alpha(train))
 
 
 # ---- the seed study's ElasticNet over polynomial features ----------------------------------------

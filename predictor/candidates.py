@@ -34,9 +34,13 @@ class Candidates:
 
 
 def read_candidates(
-    path: str | Path, snapshot: Snapshot, *, scale: str = "auto", note: Callable[[str], None] = lambda s: None
+    path: str | Path, snapshot: Snapshot, *, scale: str = "auto", note: Callable[[str], None] = lambda s: None,
+    read_elsewhere: tuple[str, ...] = (),
 ) -> Candidates:
-    """Read a candidates CSV and fill every known id from the snapshot (given values win)."""
+    """Read a candidates CSV and fill every known id from the snapshot (given values win).
+
+    ``read_elsewhere``: non-feature columns the caller reads itself (``plan``'s lineage), not noted as ignored.
+    """
     path = Path(path)
     header, rows = read_csv(path)
     id_col = require_column(path, header, "model_id")
@@ -44,7 +48,7 @@ def read_candidates(
         raise DataError(f"{path}: no candidate rows below the header")
     feature_cols = {}
     for j, name in enumerate(header):
-        if j == id_col or not name:
+        if j == id_col or not name or name in read_elsewhere:
             continue
         if name in F.SPECS or F.is_presence(name):
             feature_cols[name] = j

@@ -9,7 +9,7 @@ interval width — is fitted inside the training part of each fold.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +18,17 @@ from predictor import baselines as B
 from predictor import data as D
 from predictor import features as F
 from predictor import metrics as M
-from predictor.errors import DataError
 from predictor.candidates import with_features
+from predictor.errors import DataError
+from predictor.lineage import lineage_of
 from predictor.model import ModelConfig, RewardPredictor, with_presence
 
 SPLITS = ("lineage", "temporal", "random")
 PREDICTOR = "basepick (LightGBM)"
 WITHOUT_PRESENCE = "basepick without presence_*"
+# given to rank as columns, unused by the predictor: evaluated here with them, to show why (issue 13)
+UNUSED_FEATURES = ("pretrain_tokens_t", "post_training")
+WITH_UNUSED = "basepick + " + ", ".join(UNUSED_FEATURES)
 HEADLINE = ("spearman", "kendall", "mae", "coverage@3", "coverage@5", "coverage@10", "regret@1/bucket", "best_of_3_regret/bucket", "regret@1/pooled")
 
 
@@ -52,8 +56,9 @@ class Dataset:
 def dataset(labels: list[D.Label], snapshot: D.Snapshot, metadata: dict[str, dict], recipe: str, target: str) -> Dataset:
     """One recipe's labels for one target, joined with features, lineage and release date.
 
-    A model the study's metadata does not know forms a lineage of its own (held out alone) and has
-    no release date (it is never in a temporal test fold).
+    A model the study's metadata does not know gets its lineage from its id (predictor.lineage: a
+    family keyword of its name, else its organisation) and has no release date (it is never in a
+    temporal test fold).
     """
     ids, columns, targets = D.join_labels(labels, snapshot, recipe)
     known = ~np.isnan(targets[target])
@@ -61,7 +66,7 @@ def dataset(labels: list[D.Label], snapshot: D.Snapshot, metadata: dict[str, dic
         ids=ids,
         columns=columns,
         y=targets[target],
-        lineage=np.array([metadata.get(i, {}).get("lineage", f"?{i}") for i in ids]),
+        lineage=np.array([lineage_of(i, metadata)[0] for i in ids]),
         bucket=np.array([F.size_bucket(p) for p in columns["params_b"]]),
         release=np.array([metadata.get(i, {}).get("release", "") for i in ids]),
     )
@@ -160,6 +165,8 @@ class Evaluation:
     interval_low: np.ndarray = field(repr=False)  # (N,) out-of-fold interval, points
     interval_high: np.ndarray = field(repr=False)
     verdict: list[str] = field(default_factory=list)  # plain sentences: does the predictor beat the baselines?
+    chosen_method: str | None = None  # what `fit` would rank with (predictor.methods.choose), with --budget
+    budget: object | None = field(default=None, repr=False)  # budget.BudgetResult, with --budget
 
     def method(self, name: str) -> MethodResult:
         return next(m for m in self.methods if m.name == name)
@@ -185,6 +192,7 @@ class Evaluation:
                 for k, (i, g, t) in enumerate(zip(self.ids, self.lineage, self.truth))
             ],
             "verdict": self.verdict,
+            **({"chosen_method": self.chosen_method, "budget": self.budget.to_json()} if self.budget else {}),
         }
 
 
@@ -200,21 +208,31 @@ def evaluate(
     seed: int = 0,
     with_baselines: bool = True,
     feature_paths: list[Path] = (),
+    budget: int | None = None,
+    pool_size: int = 12,
+    n_pools: int = 40,
 ) -> Evaluation:
     """Evaluate the predictor (and baselines) out of fold; metrics with lineage-bootstrap intervals.
 
     When feature files give presence_* columns for labelled models, the predictor is evaluated with
-    them (first row) and without them (second row).
+    them (first row) and without them (second row); with baselines, also with pretrain_tokens_t and
+    post_training, which it does not use. ``budget``: also simulate the budgeted decision
+    (predictor.budget) and name the ranking method ``fit`` would choose.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     base_config = config or ModelConfig()
     ds = load_dataset(label_paths, recipe, target, feature_paths)
+    if budget is not None:
+        from predictor import budget as BU  # budget imports this module
+
+        BU.check_sizes(len(ds.y), budget, pool_size)  # before the slow part
     config = with_presence(base_config, ds.columns)
     methods = {PREDICTOR: predictor_method(config)}
     if config != base_config:
         methods[WITHOUT_PRESENCE] = predictor_method(base_config)
     if with_baselines:
+        methods[WITH_UNUSED] = predictor_method(replace(config, features=config.features + UNUSED_FEATURES))
         methods.update(B.BASELINES)
     results = []
     covered = None
@@ -236,11 +254,20 @@ def evaluate(
     lo, hi = nested_intervals(ds, config, split, level)
     known = ~np.isnan(lo)
     coverage = M.interval_coverage(lo[known], hi[known], ds.y[known]) if known.any() else math.nan
-    return Evaluation(
+    ev = Evaluation(
         recipe=recipe, target=target, split=split, n=int(covered.sum()), ids=ds.ids, truth=ds.y,
         lineage=ds.lineage, methods=results, interval_level=level, interval_coverage=coverage,
         interval_low=lo, interval_high=hi, verdict=verdict(results),
     )
+    if budget is not None:
+        from predictor import methods as Mt  # methods imports this module
+
+        learned = (Mt.PREDICTOR, Mt.RIDGE)  # the same leave-lineage-out predictions as above: not refitted
+        oof = {m.name: m.predictions for m in results if m.name in learned} if split == "lineage" else {}
+        ev.chosen_method = Mt.choose(ds, base_config, seed=seed, oof=oof).name
+        ev.budget = BU.simulate(ds, budget=budget, pool_size=pool_size, n_pools=n_pools, n_boot=n_boot, seed=seed,
+                                config=base_config)
+    return ev
 
 
 def verdict(results: list[MethodResult]) -> list[str]:

@@ -12,11 +12,13 @@ import numpy as np
 from predictor import __version__
 from predictor import data as D
 from predictor import evaluate as E
+from predictor import methods as Mt
 from predictor import metrics as M
+from predictor import uncertainty as U
 from predictor.artifact import Bundle
-from predictor.errors import DataError
 from predictor.candidates import with_features
-from predictor.model import ModelConfig, RewardPredictor, with_presence
+from predictor.errors import DataError
+from predictor.model import ModelConfig
 
 
 def fit_bundle(
@@ -41,10 +43,7 @@ def fit_bundle(
             ds = E.dataset(labels, snapshot, metadata_of, recipe, target)
             if len(ds.y) < 2 * config.min_data_in_leaf:
                 continue  # a section nobody reported for this recipe
-            target_config = with_presence(config, ds.columns)
-            model = RewardPredictor(target_config).fit(ds.columns, ds.y)
-            model.calibration_ = calibration(ds, target_config)
-            models[(recipe, target)] = model
+            models[(recipe, target)] = fit_chosen(ds, config, seed=seed)
             if target == "score":
                 params = ds.columns["params_b"]
                 labelled[recipe] = {"models": ds.ids, "params_b_range": [float(np.nanmin(params)), float(np.nanmax(params))]}
@@ -65,14 +64,45 @@ def fit_bundle(
     return Bundle(models=models, metadata=metadata)
 
 
-def calibration(ds: E.Dataset, config: ModelConfig) -> dict:
-    """Leave-one-lineage-out residuals (for prediction intervals) and the fit-time selection metrics."""
-    pred = E.out_of_fold(ds, E.predictor_method(config), "lineage")
-    metrics = M.selection_metrics(pred, ds.y, ds.bucket)
-    return {
-        "ids": ds.ids,
-        "residuals": [round(float(r), 4) for r in ds.y - pred],  # measured − predicted, points
+def fit_chosen(ds: E.Dataset, config: ModelConfig, *, seed: int = 0):
+    """Fit every ranking method, choose one by leave-lineage-out (predictor.methods), calibrate it.
+
+    One leave-lineage-out pass per method gives both its out-of-fold predictions and, for every
+    pattern of missing inputs, its predictions with those inputs masked in the held-out rows.
+    """
+    fitted = {name: Mt.fit(name, ds, config) for name in Mt.METHODS}
+    groups = {name: U.input_groups(Mt.inputs(model)) for name, model in fitted.items()}
+    masked = {name: lineage_out_masked(ds, name, config, groups[name]) for name in Mt.METHODS}  # (P, N) each
+    choice = Mt.choose(ds, config, seed=seed, oof={name: pred[0] for name, pred in masked.items()})
+    model = fitted[choice.name]
+    pred = masked[choice.name]
+    known = ~np.isnan(pred[0])  # rows a fold predicted (all, unless a lineage holds nearly every row)
+    residuals = ds.y[known] - pred[0, known]
+    order = Mt.rule_order(choice.name, ds, config) if choice.name in Mt.RULES else pred[0]  # a rule: its own order
+    metrics = {**M.selection_metrics(order[known], ds.y[known], ds.bucket[known]), "mae": M.mae(pred[0, known], ds.y[known])}
+    model.calibration_ = {
+        "method": choice.name,
+        "ids": [i for i, k in zip(ds.ids, known) if k],
+        "residuals": [round(float(r), 4) for r in residuals],  # measured − predicted, points
+        "residual_sd": round(U.residual_sd(residuals), 4),
+        "lineage_correlation": round(U.lineage_correlation(residuals, ds.lineage[known]), 4),
+        "missing": {"groups": groups[choice.name], "ratios": U.masked_ratios(ds.y[known], pred[:, known])},
         "lineage_cv": {k: round(metrics[k], 4) for k in ("spearman", "kendall", "mae", "coverage@5", "regret@1/bucket")},
-        # the no-fit rule the predictor must beat: rank by mean leaderboard v2 score
+        # the no-fit rule every method must beat: rank by mean leaderboard v2 score
         "mean_score_spearman": round(M.spearman(ds.columns["mean_v2"], ds.y), 4),
+        "choice": {"criterion": Mt.CRITERION, "methods": choice.figures},
     }
+    return model
+
+
+def lineage_out_masked(ds: E.Dataset, name: str, config: ModelConfig, groups: list[list[str]]) -> np.ndarray:
+    """(2**len(groups), N) leave-one-lineage-out predictions of ``name``; row p masks the groups of pattern p."""
+    n_patterns = 2 ** len(groups)
+    out = np.full((n_patterns, len(ds.y)), np.nan)
+    for test in E.folds(ds, "lineage"):
+        if (~test).sum() < 8:
+            continue  # as evaluate.out_of_fold: too few rows left to fit on
+        rows = np.flatnonzero(test)
+        model = Mt.fit(name, ds.take(~test), config)
+        out[:, rows] = model.predict(U.masked(ds.take(rows).columns, groups)).reshape(n_patterns, len(rows))
+    return out

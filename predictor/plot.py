@@ -1,4 +1,5 @@
-"""`evaluate --plot`: predicted vs measured, out of fold, coloured by lineage (matplotlib, `plot` extra)."""
+"""Plots (matplotlib, the `plot` extra, imported lazily): `evaluate --plot` (predicted vs measured, or with
+--budget regret vs runs per policy) and `rank --plot` (a forest plot)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,7 @@ def require_matplotlib() -> None:
 
 def evaluation_plot(ev, path: str | Path) -> Path:
     """Write a PNG: the predictor with its intervals, then baselines, in the same folds."""
-    require_matplotlib()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
+    plt = _pyplot()
     names = [ev.methods[0].name] + [m.name for m in ev.methods[1:] if m.name in BESIDE]
     lineages = sorted(set(ev.lineage.tolist()))
     colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(lineages)}
@@ -57,6 +52,21 @@ def evaluation_plot(ev, path: str | Path) -> Path:
     fig.suptitle(f"{ev.recipe} recipe, {ev.split} split: out-of-fold predictions "
                  f"({ev.interval_level:.0%} intervals, coverage {ev.interval_coverage:.0%})", fontsize=11)
     fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def _pyplot():
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    plt = _pyplot()
     try:
         with atomic_file(path, "wb") as f:
             fig.savefig(f, format="png", dpi=110)
@@ -65,3 +75,77 @@ def evaluation_plot(ev, path: str | Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+MAX_FOREST_ROWS = 60
+BUCKET_COLOURS = {"<3B": "tab:green", "3-6B": "tab:blue", ">=6B": "tab:purple", "?": "0.5"}
+
+
+def forest_plot(ranking, path: str | Path) -> Path:
+    """`rank --plot`: one row per candidate (best on top), prediction and interval, coloured by size bucket;
+    the default Llama-3.x models are marked. At most MAX_FOREST_ROWS rows (use --top for fewer)."""
+    from predictor.baselines import DEFAULT_LLAMA
+
+    plt = _pyplot()
+    rows = ranking.candidates[:MAX_FOREST_ROWS]
+    defaults = set(DEFAULT_LLAMA.values())
+    longest = max(len(c.model_id) for c in rows)
+    fig, ax = plt.subplots(figsize=(5.5 + 0.07 * longest, 1.8 + 0.32 * len(rows)))
+    for y, c in enumerate(reversed(rows)):
+        colour = BUCKET_COLOURS.get(c.size_bucket, "0.5")
+        if not np.isnan(c.low):
+            ax.plot([c.low, c.high], [y, y], color=colour, linewidth=2, alpha=0.6, solid_capstyle="butt")
+        default = c.model_id in defaults
+        ax.scatter([c.predicted], [y], color=colour, marker="D" if default else "o", s=60 if default else 30,
+                   edgecolor="black" if default else "white", zorder=3)
+    labels = [f"{c.model_id}{' (default)' if c.model_id in defaults else ''}{' *' if c.outside_labelled_range else ''}"
+              for c in reversed(rows)]
+    ax.set_yticks(range(len(rows)), labels, fontsize=8)
+    for bucket, colour in BUCKET_COLOURS.items():
+        if any(c.size_bucket == bucket for c in rows):
+            ax.scatter([], [], color=colour, label="size unknown" if bucket == "?" else bucket)
+    ax.scatter([], [], color="white", edgecolor="black", marker="D", label="default Llama-3.x")
+    ax.set_xlabel(f"predicted RewardBench {ranking.target} (points), {ranking.level:.0%} intervals")
+    ax.grid(axis="x", alpha=0.3)
+    more = f" (top {len(rows)} of {len(ranking.candidates)})" if len(ranking.candidates) > len(rows) else ""
+    fig.suptitle(f"{ranking.recipe} recipe, ranked by {ranking.method}{more}\n* beyond the labelled sizes; "
+                 "colour: size bucket", fontsize=10)
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=5, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))  # room for the legend below
+    return _save(fig, Path(path))
+
+
+def budget_plot(ev, path: str | Path) -> Path:
+    """`evaluate --budget --plot`: mean regret and share of pools within 1 point vs runs, per policy,
+    with the 95% bootstrap band over pools."""
+    plt = _pyplot()
+    b = ev.budget
+    figures = b.figures()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.8))
+    markers = "osD^vP"
+    for n, (policy, rows) in enumerate(figures.items()):
+        runs = np.array([r["runs"] for r in rows]) + 0.05 * (n - (len(figures) - 1) / 2)  # apart where they tie
+        for ax, key in ((left, "mean_regret"), (right, "within_1pt")):
+            line, = ax.plot(runs, [r[key] for r in rows], marker=markers[n % len(markers)], label=policy,
+                            linestyle="--" if policy == "LightGBM top-k" else "-", markersize=5)
+            if f"{key}_ci95" in rows[0]:
+                ax.fill_between(runs, [r[f"{key}_ci95"][0] for r in rows], [r[f"{key}_ci95"][1] for r in rows],
+                                color=line.get_color(), alpha=0.07)
+    left.set_yscale("symlog", linthresh=1.0)  # linear below 1 point, where the targets are; log above
+    left.set_ylabel("mean regret (points): pool's best − best trained")
+    right.set_ylabel("share of pools within 1 point of the best")
+    for ax in (left, right):
+        ax.set_xlabel("runs (bases trained)")
+        ax.set_xticks(range(1, b.budget + 1))
+        ax.grid(alpha=0.3)
+    left.set_ylim(bottom=0)
+    from matplotlib.ticker import FormatStrFormatter
+
+    left.set_yticks([t for t in (0, 0.25, 0.5, 1, 2, 5, 10, 20) if t <= max(1.0, left.get_ylim()[1])])
+    left.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    right.set_ylim(0, 1.02)
+    left.legend(fontsize=8)
+    fig.suptitle(f"{ev.recipe} recipe: {b.n_pools} random pools of {b.pool_size}, out of fold; bands: 95% "
+                 f"bootstrap over pools (chosen method on all labels: {ev.chosen_method})", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, Path(path))

@@ -1,12 +1,17 @@
 """Predictions → a ranked list of candidates: intervals, top-k odds, drivers, gain over the default.
 
-- Interval: prediction ± the ``level`` quantile (default 80%) of the model's leave-one-lineage-out
-  absolute residuals, stored in the artifact at fit time (split conformal; see metrics.py).
+Predictions come from the ranking method the artifact chose for the recipe and target
+(predictor.methods: the LightGBM predictor, ridge or a rule); the output names it.
+
+- Interval: prediction ± the ``level`` quantile (default 80%) of the method's leave-one-lineage-out
+  absolute residuals, stored in the artifact at fit time (split conformal; see metrics.py), widened
+  for a candidate's missing inputs (predictor.uncertainty).
 - ``p_top_k``: share of Monte Carlo draws in which a candidate lands in the top k. A draw takes one
   ensemble member's predictions and adds, per candidate, a residual drawn from the same
   lineage-out residuals — the ensemble alone is far more confident than its out-of-sample error.
 - ``drivers``: the three features that move the prediction most (LightGBM ``pred_contrib`` plus the
-  ridge offset's terms), relative to the average labelled model.
+  ridge offset's terms; a linear method's terms), relative to the average labelled model.
+- ``given_unused``: columns the file gives that the method does not read (said, never dropped silently).
 - ``gain_vs_default``: predicted points over the study's default, the Llama-3.x of the same bucket.
 - ``weights``: per-section predictions combined as a weighted mean; residuals combine the same way.
 """
@@ -24,7 +29,9 @@ from predictor.baselines import DEFAULT_LLAMA
 from predictor.candidates import GIVEN, MISSING, SNAPSHOT, Candidates, ids_only
 from predictor.data import SECTIONS, Snapshot
 from predictor.errors import DataError
+from predictor.methods import POOL, RUNS, inputs, method_name
 from predictor.metrics import interval_halfwidth
+from predictor.uncertainty import widening
 
 N_DRAWS = 2000
 
@@ -56,7 +63,7 @@ class Objective:
     """What is predicted: one target, or a weighted mean of section targets; models and weights."""
 
     name: str
-    parts: list[tuple[float, object]]  # (normalised weight, RewardPredictor)
+    parts: list[tuple[float, object]]  # (normalised weight, chosen method: RewardPredictor | LinearMethod)
 
     @classmethod
     def build(cls, bundle: Bundle, recipe: str, target: str, weights: dict[str, float] | None) -> "Objective":
@@ -72,12 +79,10 @@ class Objective:
         return sum(w * m.predict_members(columns) for w, m in self.parts)
 
     def contributions(self, columns) -> tuple[list[str], np.ndarray]:
-        names: list[str] = []
-        for _, m in self.parts:
-            names += [n for n in m.feature_names_in_ + m.offset_.names if n not in names]
+        parts = [(w, *m.contributions(columns)) for w, m in self.parts]
+        names = list(dict.fromkeys(n for _, part_names, _ in parts for n in part_names))
         out = np.zeros((len(next(iter(columns.values()))), len(names)))
-        for w, m in self.parts:
-            part_names, contrib = m.contributions(columns)
+        for w, part_names, contrib in parts:
             for j, n in enumerate(part_names):
                 out[:, names.index(n)] += w * contrib[:, j]
         return names, out
@@ -95,24 +100,31 @@ class Objective:
             out += w * np.array([lookup[i] for i in ids])
         return out
 
-    def warnings(self) -> list[str]:
-        """Say so when a model did not beat ranking by mean leaderboard score under leave-lineage-out."""
+    @property
+    def method(self) -> str:
+        """The ranking method(s) the artifact chose for these targets."""
+        return " + ".join(dict.fromkeys(method_name(m) for _, m in self.parts))
+
+    def choice_notes(self) -> list[str]:
+        """Which method ranks, and the out-of-fold figures it was chosen by."""
         out = []
         for _, m in self.parts:
-            cal = m.calibration_ or {}
-            ours, rule = cal.get("lineage_cv", {}).get("spearman"), cal.get("mean_score_spearman")
-            if ours is not None and rule is not None and not ours > rule:
-                out.append(
-                    f"this model does not beat ranking by mean leaderboard score out of sample "
-                    f"(leave-lineage-out Spearman {ours:.2f} vs {rule:.2f}); treat its order with caution"
-                )
-        return out[:1]
+            figures = ((m.calibration_ or {}).get("choice") or {}).get("methods")
+            if figures:
+                ranked = sorted(figures.items(), key=lambda kv: kv[1]["decision_regret"])
+                others = ", ".join(f"{n} {f['decision_regret']:.2f}" for n, f in ranked)
+                out.append(f"ranking by {method_name(m)}, chosen by leave-lineage-out as the simplest method within one "
+                           f"standard error of the best (mean regret of training the predicted top {RUNS} of pools of "
+                           f"{POOL}: {others} points)")
+        return list(dict.fromkeys(out))[:1]
 
     def used_features(self) -> list[str]:
-        names = []
-        for _, m in self.parts:
-            names += [n for n in m.feature_names_in_ + m.offset_.names + ("params_b",) if n not in names]
+        names = list(dict.fromkeys(n for _, m in self.parts for n in inputs(m) + ["params_b"]))
         return [n for n in names if n not in F.DERIVED]
+
+    def widening(self, columns, ids: list[str]) -> np.ndarray:
+        """(N,) interval widening for missing inputs: the largest over the parts (uncertainty.widening)."""
+        return np.max([widening(m.calibration_, columns, ids) for _, m in self.parts], axis=0)
 
 
 @dataclass
@@ -129,6 +141,8 @@ class Ranked:
     drivers: list[dict]  # [{feature, contribution (points)}], largest |contribution| first
     gain_vs_default: dict | None  # {model, points} against the bucket's default Llama-3.x
     features: dict[str, list[str]]  # given | snapshot | missing → feature names the model uses
+    given_unused: list[str] = field(default_factory=list)  # columns the file gives that the method does not use
+    interval_widening: float = 1.0  # interval factor for missing inputs (uncertainty.widening)
 
     def to_json(self) -> dict:
         def num(x: float, nd: int = 2):
@@ -147,6 +161,8 @@ class Ranked:
             "drivers": self.drivers,
             "gain_vs_default": self.gain_vs_default,
             "features": self.features,
+            "given_unused": self.given_unused,
+            "interval_widening": self.interval_widening,
         }
 
 
@@ -154,6 +170,7 @@ class Ranked:
 class Ranking:
     recipe: str
     target: str
+    method: str  # the ranking method the artifact chose (predictor.methods)
     level: float
     top_k: int
     candidates: list[Ranked]
@@ -164,6 +181,7 @@ class Ranking:
             "schema_version": 1,
             "recipe": self.recipe,
             "target": self.target,
+            "method": self.method,
             "interval_level": self.level,
             "top_k": self.top_k,
             "candidates": [c.to_json() for c in self.candidates],
@@ -199,14 +217,15 @@ def rank(
     columns = {k: v[rows] for k, v in candidates.columns.items()}
     members = np.clip(objective.members(columns), 0.0, 100.0)  # (n_bags, n) points
     predicted = members.mean(axis=0)
-    notes += objective.warnings()
+    notes += objective.choice_notes()
+    wider = objective.widening(columns, [candidates.ids[i] for i in rows])  # (n,) >= 1 for missing inputs
     residuals = objective.residuals()
     if residuals is None:
         notes.append("this predictor stores no calibration residuals: no intervals or top-k odds (refit it)")
-        half, p_top = math.nan, np.full(len(rows), math.nan)
+        half, p_top = np.full(len(rows), math.nan), np.full(len(rows), math.nan)
     else:
-        half = interval_halfwidth(residuals, level)
-        p_top = top_k_odds(members, residuals, top_k, np.random.default_rng(seed))
+        half = interval_halfwidth(residuals, level) * wider  # (n,) points
+        p_top = top_k_odds(members, residuals, top_k, np.random.default_rng(seed), scale=wider)
     defaults = _default_predictions(objective, snapshot)
     labelled = bundle.metadata.get("labelled", {}).get(recipe, {})
     low_p, high_p = labelled.get("params_b_range", [math.nan, math.nan])
@@ -223,6 +242,7 @@ def rank(
         for name in used:
             provenance = candidates.provenance.get(name)  # None: a presence_* column the file lacks
             sources[provenance[i] if provenance else MISSING].append(name)
+        unused = [n for n, p in candidates.provenance.items() if p[i] == GIVEN and n not in used]
         bucket = F.size_bucket(params[i])
         top3 = np.argsort(-np.abs(contrib[shown]), kind="mergesort")[:3]
         default_id = DEFAULT_LLAMA.get(bucket)
@@ -231,8 +251,8 @@ def rank(
                 rank=shown + 1,
                 model_id=candidates.ids[i],
                 predicted=float(predicted[j]),
-                low=float(max(predicted[j] - half, 0.0)),
-                high=float(min(predicted[j] + half, 100.0)),
+                low=float(max(predicted[j] - half[j], 0.0)),
+                high=float(min(predicted[j] + half[j], 100.0)),
                 p_top_k=float(p_top[j]),
                 size_bucket=bucket,
                 params_b=float(params[i]),
@@ -241,35 +261,47 @@ def rank(
                 gain_vs_default=None if default_id is None or default_id not in defaults
                 else {"model": default_id, "points": round(float(predicted[j] - defaults[default_id]), 2)},
                 features=sources,
+                given_unused=unused,
+                interval_widening=round(float(wider[j]), 3),
             )
         )
-    if (n_missing := sum(bool(c.features[MISSING]) for c in out)):
+    method_inputs = {n for _, m in objective.parts for n in inputs(m)}
+    if (n_missing := sum(bool(method_inputs & set(c.features[MISSING])) for c in out)):
         notes.append(
-            f"{n_missing} candidate(s) lack features the model uses (see 'missing'): trees route them as unknown "
-            "and the linear offset uses the labelled models' average, so their predictions are less certain"
+            f"{n_missing} candidate(s) lack features the model uses (see 'missing'): their intervals are widened "
+            f"(up to x{max(c.interval_widening for c in out):.2f}) by the lineage-out error measured with the same "
+            "inputs masked"
         )
+    if (n_sizeless := sum(math.isnan(c.params_b) for c in out)):
+        notes.append(f"{n_sizeless} candidate(s) have no params_b: no size bucket and no gain over the default Llama-3.x")
+    if (unused_names := sorted({n for c in out for n in c.given_unused})):
+        notes.append(f"given but unused by {objective.method} for {recipe}/{objective.name}: {', '.join(unused_names)}")
     if (n_out := sum(c.outside_labelled_range for c in out)):
         notes.append(
             f"{n_out} candidate(s) lie outside the labelled size range {low_p:g}-{high_p:g}B: their predictions "
             "extrapolate (marked '*')"
         )
-    return Ranking(recipe=recipe, target=objective.name, level=level, top_k=top_k, candidates=out, notes=notes)
+    return Ranking(recipe=recipe, target=objective.name, method=objective.method, level=level, top_k=top_k,
+                   candidates=out, notes=notes)
 
 
-def top_k_odds(members: np.ndarray, residuals: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def top_k_odds(members: np.ndarray, residuals: np.ndarray, k: int, rng: np.random.Generator,
+               scale: np.ndarray | None = None) -> np.ndarray:
     """(N,) probability of being among the k best: draws of (ensemble member + lineage-out residual).
 
-    Candidates whose best possible draw is below the k-th best worst-case draw can never make the top
-    k; they get exactly 0 and are left out of the simulation (most of a 4,497-model pool).
+    ``scale`` (N,) widens a candidate's residuals (missing inputs). Candidates whose best possible draw
+    is below the k-th best worst-case draw can never make the top k; they get exactly 0 and are left
+    out of the simulation (most of a 4,497-model pool).
     """
     n_bags, n = members.shape
     k = min(k, n)
-    best_case = members.max(axis=0) + residuals.max()  # (N,)
-    worst_case = members.min(axis=0) + residuals.min()
+    scale = np.ones(n) if scale is None else scale
+    best_case = members.max(axis=0) + residuals.max() * scale  # (N,)
+    worst_case = members.min(axis=0) + residuals.min() * scale
     bar = np.partition(worst_case, n - k)[n - k]  # k-th largest worst case
     alive = np.flatnonzero(best_case >= bar)
     pick = rng.integers(0, n_bags, size=N_DRAWS)  # (D,) which member
-    noise = rng.choice(residuals, size=(N_DRAWS, alive.size), replace=True)  # (D, A) points
+    noise = rng.choice(residuals, size=(N_DRAWS, alive.size), replace=True) * scale[alive]  # (D, A) points
     draws = members[pick][:, alive] + noise  # (D, A)
     kth = -np.partition(-draws, k - 1, axis=1)[:, k - 1 : k]  # (D, 1) the k-th best value per draw
     odds = np.zeros(n)

@@ -47,7 +47,7 @@ def ranking_table(ranking: Ranking, file=None) -> None:
     from rich.table import Table
 
     table = Table(
-        title=f"Predicted RewardBench {ranking.target} — {ranking.recipe} recipe "
+        title=f"Predicted RewardBench {ranking.target} — {ranking.recipe} recipe, ranked by {ranking.method} "
         f"({ranking.level:.0%} intervals; P(top {ranking.top_k}); gain over the bucket's default Llama-3.x)",
         title_justify="left",
     )
@@ -118,6 +118,8 @@ def evaluation_table(ev, file=None) -> None:
               f"{ev.interval_coverage:.0%} out of fold.")
     for line in ev.verdict:
         out.print(line)
+    if ev.budget is not None:
+        budget_table(ev, out)
 
 
 def artifacts_table(summaries: list[dict], file=None) -> None:
@@ -136,12 +138,12 @@ def artifacts_table(summaries: list[dict], file=None) -> None:
             f"{s['created'] or '—'} · basepick {s['basepick_version']} · seed {s['seed']}\nlabels: {labels}",
             title_justify="left",
         )
-        for name, justify in (("model", "left"), ("labelled", "right"), ("features", "right"), ("ρ", "right"),
-                              ("ρ mean score", "right"), ("MAE", "right"), ("regret@1/bkt", "right")):
+        for name, justify in (("model", "left"), ("method", "left"), ("labelled", "right"), ("features", "right"),
+                              ("ρ", "right"), ("ρ mean score", "right"), ("MAE", "right"), ("regret@1/bkt", "right")):
             table.add_column(name, justify=justify)
         for key, m in s["models"].items():
             cv = m["lineage_cv"] or {}
-            table.add_row(key, str(m["labelled_models"]), str(len(m["features"])), fmt(cv.get("spearman")),
+            table.add_row(key, m["method"], str(m["labelled_models"]), str(len(m["features"])), fmt(cv.get("spearman")),
                           fmt(m["mean_score_spearman"]), fmt(cv.get("mae")), fmt(cv.get("regret@1/bucket")))
         out.print(table)
 
@@ -186,3 +188,56 @@ def check_report(report: dict, file=None) -> None:
 
 def _num(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def budget_table(ev, out) -> None:
+    """`evaluate --budget`: mean regret and share of pools within 1 point, per policy and number of runs."""
+    from rich.table import Table
+
+    b = ev.budget
+    figures = b.figures()
+    table = Table(title=f"Budgeted decision, {ev.recipe} recipe: {b.n_pools} random pools of {b.pool_size}, "
+                  f"{b.budget} run(s); mean regret (points) / share of pools within 1 point, 95% bootstrap over pools",
+                  title_justify="left")
+    table.add_column("policy", no_wrap=True)
+    for k in range(1, b.budget + 1):
+        table.add_column(f"{k} run{'s' if k > 1 else ''}", justify="right")
+    for policy, rows in figures.items():
+        cells = []
+        for r in rows:
+            ci = r.get("mean_regret_ci95")
+            cells.append(f"{r['mean_regret']:.2f} / {r['within_1pt']:.0%}" + (f"\n{ci[0]:.2f}–{ci[1]:.2f}" if ci else ""))
+        table.add_row(policy, *cells)
+    out.print(table)
+    chosen = ", ".join(f"{m} {share:.0%}" for m, share in b.chosen.items())
+    out.print(f"Ranking method chosen inside the pools' folds: {chosen}; on all labels: {ev.chosen_method}.")
+    out.print(f"plan's predictive distribution (medians over pools): residual sd {b.sd:.2f} points, lineage "
+              f"correlation {b.rho:.2f}.")
+
+
+def plan_table(plan, file=None) -> None:
+    """`basepick plan`: the proposed runs, then what is known about the pool and whether to stop."""
+    from rich.table import Table
+
+    out = console(file)
+    table = Table(title=f"Next {plan.budget} run(s) — {plan.recipe} recipe, predictions by {plan.method}; "
+                  f"chosen by {plan.criterion}", title_justify="left")
+    for name, justify in (("#", "right"), ("model", "left"), ("lineage", "left"), ("predicted", "right"),
+                          ("± sd", "right"), ("P(best)", "right"), ("exp. improvement", "right")):
+        table.add_column(name, justify=justify)
+    for k, p in enumerate(plan.proposals, start=1):
+        gain = "—" if math.isnan(p.expected_improvement) else f"{p.expected_improvement:.2f}"
+        table.add_row(str(k), p.model_id, p.lineage, f"{p.predicted:.1f}", f"{p.sd:.1f}", f"{p.p_best:.2f}", gain)
+    out.print(table)
+    if plan.measured:
+        best_id, best = max(plan.measured.items(), key=lambda kv: kv[1])
+        out.print(f"Measured {len(plan.measured)} of {plan.pool_size}; best so far {best_id} {best:.1f}.")
+    else:
+        out.print(f"Measured 0 of {plan.pool_size}.")
+    verdict = (f"stop: the best measured base is within 1 point of the pool's best with probability "
+               f"{plan.p_within_1pt:.3f} >= {plan.confidence:g}") if plan.stop else f"continue (stop at {plan.confidence:g})"
+    out.print(f"P(best measured within 1 point of the pool's best): {plan.p_within_1pt:.3f} now, "
+              f"{plan.p_within_1pt_after:.3f} once these runs are measured — {verdict}.")
+    out.print(f"Residual sd {plan.residual_sd:.2f} points, lineage correlation {plan.lineage_correlation:.2f} "
+              "(leave-lineage-out, stored in the predictor).")
+

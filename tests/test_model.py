@@ -132,8 +132,15 @@ def test_replacing_an_artifact_keeps_the_old_one_until_the_new_one_is_complete(t
     assert [p.name for p in tmp_path.iterdir()] == ["p"]
 
 
-def test_feature_mismatch_is_reported(tmp_path, bundle):
-    artifact.save(bundle, tmp_path / "p")
+@pytest.fixture(scope="module")
+def lightgbm_bundle(table):
+    """An artifact whose chosen method is the LightGBM predictor (the shipped one chose linear rules)."""
+    _, columns, targets = table
+    return artifact.Bundle(models={("regression", "score"): RewardPredictor().fit(columns, targets["score"])}, metadata={})
+
+
+def test_feature_mismatch_is_reported(tmp_path, lightgbm_bundle):
+    artifact.save(lightgbm_bundle, tmp_path / "p")
     meta = json.loads((tmp_path / "p" / "metadata.json").read_text())
     meta["models"]["regression/score"]["config"]["features"] = ["ifeval"]
     (tmp_path / "p" / "metadata.json").write_text(json.dumps(meta))
@@ -141,8 +148,34 @@ def test_feature_mismatch_is_reported(tmp_path, bundle):
         artifact.load(tmp_path / "p").get("regression", "score")
 
 
-def test_partial_artifact_is_refused(tmp_path, bundle):
-    artifact.save(bundle, tmp_path / "p")
-    (tmp_path / "p" / "models" / "regression__chat__3.txt").unlink()
+def test_partial_artifact_is_refused(tmp_path, lightgbm_bundle):
+    artifact.save(lightgbm_bundle, tmp_path / "p")
+    (tmp_path / "p" / "models" / "regression__score__3.txt").unlink()
     with pytest.raises(ArtifactError, match="partial"):
         artifact.load(tmp_path / "p")
+
+
+def test_lightgbm_artifact_round_trips(tmp_path, lightgbm_bundle, table):
+    _, columns, _ = table
+    artifact.save(lightgbm_bundle, tmp_path / "p")
+    loaded = artifact.load(tmp_path / "p").get("regression", "score")
+    assert loaded.model_strings() == lightgbm_bundle.models[("regression", "score")].model_strings()
+    np.testing.assert_array_equal(loaded.predict(columns), lightgbm_bundle.models[("regression", "score")].predict(columns))
+
+
+def test_artifact_records_the_choice_and_its_out_of_fold_figures():
+    meta = artifact.load(D.shipped_predictor_dir()).metadata
+    from predictor.methods import METHODS
+
+    for key, entry in meta["models"].items():
+        cal = entry["calibration"]
+        assert entry["method"] == cal["method"] in METHODS, key
+        figures = cal["choice"]["methods"]
+        assert set(figures) == set(METHODS)
+        best = min(f["decision_regret"] for f in figures.values())
+        chosen = figures[entry["method"]]
+        assert chosen["decision_regret"] - best <= chosen["se_vs_best"] + 1e-9  # within one SE of the best
+        simpler = METHODS[: METHODS.index(entry["method"])]  # none of them qualified
+        assert all(figures[m]["decision_regret"] - best > figures[m]["se_vs_best"] for m in simpler), key
+        assert cal["residual_sd"] > 0 and 0 <= cal["lineage_correlation"] <= 0.9
+        assert len(cal["missing"]["ratios"]) == 2 ** len(cal["missing"]["groups"]) and cal["missing"]["ratios"][0] == 1.0

@@ -37,7 +37,7 @@ def test_wheel_contains_the_shipped_data_and_predictor(wheel):
         "predictor/_data/benchmarks/seed_paper_models.csv",
         "predictor/_data/benchmarks/SOURCES.md",
         "predictor/_data/predictor/metadata.json",
-        "predictor/_data/predictor/models/regression__score__0.txt",
+        "predictor/_data/predictor/models/README.txt",
         "predictor/_data/probe/corpus.jsonl.gz",
         "predictor/_data/probe/LICENSES.txt",
         "trainer_jax/models/decoder.py",
@@ -67,10 +67,11 @@ def test_installed_wheel_ranks_from_a_foreign_directory(wheel, tmp_path):
     assert [c["rank"] for c in json.loads(result.stdout)["candidates"]] == [1, 2, 3]
 
 
-def test_rank_never_imports_heavy_modules(tmp_path):
+@pytest.mark.parametrize("command", [["rank"], ["plan", "--budget", "3"]])
+def test_rank_and_plan_never_import_heavy_modules(tmp_path, command):
     code = (
         "import sys, cli\n"
-        "sys.argv = ['basepick', 'rank', sys.argv[1], '--format', 'json']\n"
+        f"sys.argv = ['basepick', {command[0]!r}, sys.argv[1], *{command[1:]!r}, '--format', 'json']\n"
         "try:\n    cli.main()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
         "heavy = [m for m in ('jax', 'flax', 'optax', 'transformers', 'torch', 'trainer_jax', 'matplotlib') if m in sys.modules]\n"
         "print(heavy, file=sys.stderr)\nassert not heavy, heavy\n"

@@ -13,6 +13,9 @@ import pytest
 
 from predictor import artifact
 from predictor import data as D
+from predictor import evaluate as E
+from predictor import methods as Mt
+from predictor.model import ModelConfig
 from tests.conftest import rank_json, write
 
 
@@ -40,16 +43,28 @@ def test_fit_uses_presence_and_rank_reads_it_from_candidates(run, presence_file,
     out = tmp_path / "p"
     result = run("fit", "--features", presence_file, "--out", out)
     assert result.exit_code == 0, result.stderr
-    model = artifact.load(out).get("regression", "score")
-    assert "presence_code" in model.feature_names_in_
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["data"]["features"][0]["file"] == "features.csv"
+    shipped = artifact.load(D.shipped_predictor_dir()).metadata["models"]["regression/score"]["calibration"]
+    with_p = meta["models"]["regression/score"]["calibration"]["choice"]["methods"]["basepick (LightGBM)"]
+    assert with_p["mae"] < shipped["choice"]["methods"]["basepick (LightGBM)"]["mae"]  # the predictor used presence
+
+    # rank with a predictor whose chosen method reads presence_code: given values are used, missing stays NaN
+    ds = E.load_dataset([D.benchmarks_dir() / D.LABELS_FILE], "regression", "score", [presence_file])
+    model = Mt.fit(Mt.PREDICTOR, ds, ModelConfig())
+    assert "presence_code" in model.feature_names_in_
+    artifact.save(artifact.Bundle(models={("regression", "score"): model}, metadata={}), tmp_path / "q")
     cands = write(tmp_path / "c.csv", "model_id,presence_code\nQwen/Qwen2.5-7B-Instruct,-0.5\nQwen/Qwen2.5-3B-Instruct,-3.5\n")
-    ranked = rank_json(run, cands, "--predictor", out)["candidates"]
+    ranked = rank_json(run, cands, "--predictor", tmp_path / "q")["candidates"]
     assert all(c["features"]["given"] == ["presence_code"] for c in ranked)
     no_presence = write(tmp_path / "d.csv", "model_id\nQwen/Qwen2.5-7B-Instruct\n")
-    (only,) = rank_json(run, no_presence, "--predictor", out)["candidates"]
+    (only,) = rank_json(run, no_presence, "--predictor", tmp_path / "q")["candidates"]
     assert "presence_code" in only["features"]["missing"]  # missing stays missing (NaN), never 0
+
+    # the fitted artifact chose a method without presence: rank says the column is given but unused
+    unused = run("rank", cands, "--predictor", out, "--format", "json")
+    assert unused.exit_code == 0 and "given but unused" in unused.stderr and "presence_code" in unused.stderr
+    assert all(c["given_unused"] == ["presence_code"] for c in json.loads(unused.stdout)["candidates"])
 
 
 def test_positive_presence_is_rejected(run, tmp_path):

@@ -14,6 +14,7 @@ from tests.conftest import EXAMPLES, assert_one_line_error, rank_json
 
 BASELINE_NAMES = {"default Llama-3.x", "mean OLL v2 score", "single best benchmark", "log params", "PCA3 + OLS",
                   "seed ElasticNet", "ridge"}
+WITH_UNUSED = "basepick + pretrain_tokens_t, post_training"  # evaluated with the columns rank reports as unused
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def evaluation():
 
 def test_evaluate_reports_the_predictor_and_every_baseline_in_the_same_folds(evaluation):
     names = [m["name"] for m in evaluation["methods"]]
-    assert names[0] == "basepick (LightGBM)" and set(names[1:]) == BASELINE_NAMES
+    assert names[0] == "basepick (LightGBM)" and names[1] == WITH_UNUSED and set(names[2:]) == BASELINE_NAMES
     assert evaluation["split"] == "lineage" and evaluation["n_models"] == 42
     ours = evaluation["methods"][0]
     for key in ("spearman", "kendall", "mae", "coverage@3", "coverage@5", "coverage@10", "regret@1/bucket",
@@ -109,7 +110,7 @@ def test_top_k_odds_sum_to_k_and_follow_the_order(run, k):
 def test_drivers_and_gain_against_the_default_llama(run):
     cands = {c["model_id"]: c for c in rank_json(run, EXAMPLES / "candidates.csv")["candidates"]}
     for c in cands.values():
-        assert len(c["drivers"]) == 3
+        assert 1 <= len(c["drivers"]) <= 3  # a rule has one input
         contributions = [abs(d["contribution"]) for d in c["drivers"]]
         assert contributions == sorted(contributions, reverse=True)
     llama = cands["meta-llama/Llama-3.1-8B-Instruct"]
@@ -152,8 +153,13 @@ def test_weights_with_a_section_target_is_a_usage_error(run):
     assert_one_line_error(run("rank", EXAMPLES / "candidates.csv", "--weights", "chat=1", "--target", "chat"), "--weights")
 
 
-def test_rank_says_when_the_model_does_not_beat_mean_score(run):
-    bt = run("rank", EXAMPLES / "candidates.csv", "--recipe", "bradley_terry", "--format", "json")
-    assert bt.exit_code == 0 and "does not beat ranking by mean leaderboard score" in bt.stderr
-    reg = run("rank", EXAMPLES / "candidates.csv", "--format", "json")
-    assert reg.exit_code == 0 and "does not beat" not in reg.stderr
+@pytest.mark.parametrize("recipe", ["regression", "bradley_terry"])
+def test_rank_names_the_chosen_method_and_its_figures(run, recipe):
+    entry = artifact.load(D.shipped_predictor_dir()).metadata["models"][f"{recipe}/score"]
+    result = run("rank", EXAMPLES / "candidates.csv", "--recipe", recipe, "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["method"] == entry["method"]
+    figures = entry["calibration"]["choice"]["methods"]
+    assert f"ranking by {entry['method']}, chosen by leave-lineage-out" in result.stderr
+    assert f"basepick (LightGBM) {figures['basepick (LightGBM)']['decision_regret']:.2f}" in result.stderr
+    table = run("rank", EXAMPLES / "candidates.csv", "--recipe", recipe)
+    assert f"ranked by {entry['method']}" in table.stdout

@@ -1,0 +1,195 @@
+"""`evaluate --budget N`: simulate the decision basepick serves — which few bases of a pool to train.
+
+Random pools of ``pool_size`` labelled bases; a policy trains one base after another, each run
+revealing its label; regret after k runs = the pool's best score − the best score trained (points).
+
+No pool's labels ever train what scores it. For every pool, only the labelled bases outside it (T)
+are used, in two levels of leave-lineage-out:
+- inner, on T alone: each method's leave-lineage-out predictions choose the ranking method
+  (predictor.methods.choose, as ``fit`` does) and give the chosen method's residual scale and
+  lineage correlation (predictor.uncertainty);
+- outer: a pool member of lineage g is scored by a learned method (the LightGBM predictor, ridge)
+  fitted on T without lineage g; a rule (mean leaderboard score, log params) scores the whole pool
+  with its line fitted on T — the rule's order does not depend on labels, only its map to points.
+
+Policies: ``plan`` (sequential: expected improvement under the lineage-correlated predictive
+distribution, conditioning on every revealed label — predictor.bayes), ``static`` (the chosen
+method's top k), ``mean score order`` (mean leaderboard v2 score, no fit), ``default first`` (the
+pool's default Llama-3.x models, largest bucket first, then the chosen method's order) and
+``random`` (exact expectation over all orders); for reference, ``LightGBM top-k`` always ranks by
+the LightGBM predictor, whatever the choice (what ``rank`` did before it chose). Intervals: percentile bootstrap over pools; they
+show the simulation's sampling error, not the uncertainty of having 42 labelled bases.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from predictor import bayes as Y
+from predictor import evaluate as E
+from predictor import methods as Mt
+from predictor import uncertainty as U
+from predictor.baselines import DEFAULT_LLAMA
+from predictor.errors import DataError
+from predictor.model import ModelConfig
+
+POLICIES = ("plan", "static", "mean score order", "default first", "random", "LightGBM top-k")
+LEARNED = (Mt.RIDGE, Mt.PREDICTOR)
+MIN_OUTSIDE = 16  # labelled bases a pool must leave outside it to fit and calibrate on
+BUCKET_ORDER = (">=6B", "3-6B", "<3B")
+
+
+@dataclass
+class BudgetResult:
+    budget: int
+    pool_size: int
+    n_pools: int
+    regret: dict[str, np.ndarray] = field(repr=False)  # policy → (pools, budget) regret after 1..budget runs
+    within: dict[str, np.ndarray] = field(repr=False)  # policy → (pools, budget) P(regret <= 1 point)
+    chosen: dict[str, float]  # method → share of pools whose inner choice it was
+    sd: float  # median residual scale over pools, points
+    rho: float  # median lineage correlation over pools
+    n_boot: int = 1000
+    seed: int = 0
+
+    def figures(self) -> dict[str, list[dict]]:
+        """policy → [{runs, mean_regret, mean_regret_ci95, within_1pt, within_1pt_ci95}] for runs 1..budget."""
+        rng = np.random.default_rng(self.seed)
+        resample = rng.integers(0, self.n_pools, size=(self.n_boot, self.n_pools))  # (B, P) pools
+        out = {}
+        for policy, regret in self.regret.items():
+            within = self.within[policy]  # (P, budget)
+            rows = []
+            for k in range(self.budget):
+                row = {"runs": k + 1, "mean_regret": round(float(regret[:, k].mean()), 4),
+                       "within_1pt": round(float(within[:, k].mean()), 4)}
+                if self.n_boot:
+                    for key, values in (("mean_regret", regret[:, k]), ("within_1pt", within[:, k])):
+                        boot = values[resample].mean(axis=1)
+                        row[f"{key}_ci95"] = [round(float(q), 4) for q in np.quantile(boot, [0.025, 0.975])]
+                rows.append(row)
+            out[policy] = rows
+        return out
+
+    def to_json(self) -> dict:
+        return {"runs": self.budget, "pool_size": self.pool_size, "pools": self.n_pools,
+                "policies": self.figures(), "chosen_in_pools": self.chosen,
+                "median_residual_sd": round(self.sd, 3), "median_lineage_correlation": round(self.rho, 3)}
+
+
+def simulate(ds: E.Dataset, *, budget: int, pool_size: int = 12, n_pools: int = 40, n_boot: int = 1000,
+             seed: int = 0, config: ModelConfig | None = None) -> BudgetResult:
+    """Regret after 1..budget runs of every policy on ``n_pools`` random pools (see the module doc)."""
+    config = config or ModelConfig()
+    n = len(ds.y)
+    check_sizes(n, budget, pool_size)
+    rng = np.random.default_rng(seed)
+    regret = {p: np.zeros((n_pools, budget)) for p in POLICIES}
+    within = {p: np.zeros((n_pools, budget)) for p in POLICIES}
+    chosen, sds, rhos = [], [], []
+    for p in range(n_pools):
+        pool = np.sort(rng.choice(n, size=pool_size, replace=False))
+        outside = np.setdiff1d(np.arange(n), pool)
+        name, scores, sd, rho = _score_pool(ds, pool, outside, config, seed)
+        predicted = scores[name]
+        chosen.append(name)
+        sds.append(sd)
+        rhos.append(rho)
+        y = ds.y[pool]
+        orders = {
+            "static": _order(predicted, ds, pool),
+            "mean score order": _order(ds.columns["mean_v2"][pool], ds, pool),
+            "default first": _default_first(predicted, ds, pool),
+            "LightGBM top-k": _order(scores[Mt.PREDICTOR], ds, pool),
+        }
+        _, groups = np.unique(ds.lineage[pool], return_inverse=True)
+        belief = Y.Belief(predicted, np.full(pool_size, sd), groups, rho, np.full(pool_size, np.nan))
+        orders["plan"] = sequential(belief, y, budget)
+        for policy, order in orders.items():
+            regret[policy][p] = regret_after(y, order, budget)
+            within[policy][p] = regret[policy][p] <= Y.WITHIN + 1e-9
+        regret["random"][p], within["random"][p] = random_regret(y, budget)
+    shares = {m: round(chosen.count(m) / n_pools, 4) for m in Mt.METHODS if m in chosen}
+    return BudgetResult(budget, pool_size, n_pools, regret, within, shares, float(np.median(sds)),
+                        float(np.median(rhos)), n_boot=n_boot, seed=seed)
+
+
+def check_sizes(n: int, budget: int, pool_size: int) -> None:
+    if not 2 <= pool_size <= n - MIN_OUTSIDE:
+        raise DataError(f"--pool-size {pool_size}: must be 2 to {max(n - MIN_OUTSIDE, 2)} ({n} labelled bases, and "
+                        f"{MIN_OUTSIDE} must stay outside each pool to fit on)")
+    if not 1 <= budget <= pool_size:
+        raise DataError(f"--budget {budget}: must be 1 to the pool size, {pool_size}")
+
+
+def _score_pool(ds: E.Dataset, pool: np.ndarray, outside: np.ndarray, config: ModelConfig, seed: int):
+    """(chosen method, every method's predictions for the pool, the chosen one's residual sd and
+    lineage correlation), from T = the labelled bases outside the pool only."""
+    T = ds.take(outside)
+    scores = {m: np.full(len(pool), np.nan) for m in Mt.METHODS}
+    inner = {m: np.full(len(T.y), np.nan) for m in Mt.METHODS}
+    for g in sorted(set(T.lineage.tolist()) | set(ds.lineage[pool].tolist())):
+        held, in_pool = T.lineage == g, ds.lineage[pool] == g
+        if (~held).sum() < 8:
+            continue  # as evaluate.out_of_fold: too few rows left to fit on
+        for name in LEARNED:
+            model = Mt.fit(name, T.take(~held), config)
+            if held.any():
+                inner[name][held] = model.predict(T.take(held).columns)
+            if in_pool.any():
+                scores[name][in_pool] = model.predict(ds.take(pool[in_pool]).columns)
+    for name in Mt.RULES:
+        scores[name] = Mt.fit(name, T, config).predict(ds.take(pool).columns)
+        inner[name] = E.out_of_fold(T, Mt.fit_predict(name, config), "lineage")
+    choice = Mt.choose(T, config, seed=seed, oof=inner)
+    residuals = T.y - inner[choice.name]
+    residuals = residuals[~np.isnan(residuals)]
+    return (choice.name, scores, U.residual_sd(residuals),
+            U.lineage_correlation(residuals, T.lineage[~np.isnan(inner[choice.name])]))
+
+
+def _order(score: np.ndarray, ds: E.Dataset, pool: np.ndarray) -> np.ndarray:
+    """Pool positions, highest score first; ties (and NaN, last) by model id."""
+    ids = [ds.ids[i] for i in pool]
+    return np.array(sorted(range(len(pool)), key=lambda j: (-np.nan_to_num(score[j], nan=-np.inf), ids[j])))
+
+
+def _default_first(predicted: np.ndarray, ds: E.Dataset, pool: np.ndarray) -> np.ndarray:
+    ids = [ds.ids[i] for i in pool]
+    defaults = [ids.index(DEFAULT_LLAMA[b]) for b in BUCKET_ORDER if DEFAULT_LLAMA[b] in ids]
+    rest = [j for j in _order(predicted, ds, pool) if j not in defaults]
+    return np.array(defaults + rest)
+
+
+def sequential(belief: Y.Belief, truth: np.ndarray, budget: int) -> np.ndarray:
+    """The ``plan`` policy: pick by expected improvement, reveal the truth, update, repeat."""
+    order = []
+    for _ in range(budget):
+        i, _ = Y.next_run(belief)
+        order.append(i)
+        belief = belief.reveal(i, truth[i])
+    return np.array(order)
+
+
+def regret_after(y: np.ndarray, order: np.ndarray, budget: int) -> np.ndarray:
+    """(budget,) the pool's best minus the best of the first k trained, k = 1..budget."""
+    return y.max() - np.maximum.accumulate(y[order[:budget]])
+
+
+def random_regret(y: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """(expected regret, P(regret <= 1 point)), (budget,) each, of k runs drawn at random, exactly.
+
+    With scores sorted best first, v_1 >= ... >= v_n, the best of k random runs is v_j with
+    probability C(n - j, k - 1) / C(n, k).
+    """
+    v = np.sort(y)[::-1]
+    n = len(v)
+    regret, within = np.empty(budget), np.empty(budget)
+    for k in range(1, budget + 1):
+        p = np.array([math.comb(n - j, k - 1) for j in range(1, n + 1)]) / math.comb(n, k)  # (n,)
+        regret[k - 1] = v[0] - float(p @ v)
+        within[k - 1] = float(p[v >= v[0] - Y.WITHIN - 1e-9].sum())
+    return regret, within

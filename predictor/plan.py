@@ -1,0 +1,211 @@
+"""`basepick plan`: which bases of a pool to train next, given the labels measured so far.
+
+Top to bottom: read the candidates and their lineages (predictor.lineage), read the measured labels
+(``train --labels-out`` rows), predict every candidate with the artifact's chosen ranking method,
+build the lineage-correlated predictive distribution (predictor.bayes) with the residual scale and
+correlation stored at fit time (widened for missing inputs, predictor.uncertainty), condition it on
+the measured labels, and choose the next ``budget`` runs (expected improvement; a batch goes out in
+parallel, so it is chosen by greedy batch expected improvement). ``runs_jsonl`` writes one
+``basepick train`` command per proposal for a scheduler (examples/slurm/).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from predictor import bayes as Y
+from predictor import candidates as C
+from predictor import data as D
+from predictor.artifact import Bundle
+from predictor.atomic import write_text
+from predictor.errors import ArtifactError, DataError
+from predictor.lineage import lineage_of
+from predictor.methods import method_name
+from predictor.uncertainty import widening
+
+CRITERION = {
+    1: "expected improvement over the best measured score (nothing measured: the highest predicted score)",
+    2: "greedy batch expected improvement: each run adds the most to the expected best of the batch",
+}
+LINEAGE_COLUMN = "lineage"
+
+
+@dataclass
+class Proposal:
+    model_id: str
+    lineage: str
+    lineage_source: str  # given | metadata | inferred | organisation (predictor.lineage)
+    prior: float  # the ranking method's prediction, points
+    predicted: float  # posterior mean given the measured labels, points
+    sd: float  # posterior standard deviation, points
+    p_best: float  # P(this base is the pool's best)
+    expected_improvement: float  # points the batch's expected best gains from it; NaN: nothing to improve on
+
+    def to_json(self) -> dict:
+        return {"model_id": self.model_id, "predicted": round(self.predicted, 2), "p_best": round(self.p_best, 3),
+                "expected_improvement": None if math.isnan(self.expected_improvement) else round(self.expected_improvement, 3),
+                "sd": round(self.sd, 2), "prior": round(self.prior, 2), "lineage": self.lineage,
+                "lineage_source": self.lineage_source}
+
+
+@dataclass
+class Plan:
+    recipe: str
+    method: str
+    budget: int
+    residual_sd: float
+    lineage_correlation: float
+    confidence: float
+    pool_size: int
+    proposals: list[Proposal]
+    measured: dict[str, float]  # model id → measured score, points
+    p_within_1pt: float  # P(best measured within 1 point of the pool's best), now
+    p_within_1pt_after: float  # the same once the proposals are measured too
+    notes: list[str] = field(default_factory=list)  # for stderr
+
+    @property
+    def stop(self) -> bool:
+        return self.p_within_1pt >= self.confidence
+
+    @property
+    def criterion(self) -> str:
+        return CRITERION[min(self.budget, 2)]
+
+    def to_json(self) -> dict:
+        best = max(self.measured.items(), key=lambda kv: kv[1]) if self.measured else None
+        return {
+            "schema_version": 1, "recipe": self.recipe, "target": "score", "method": self.method, "budget": self.budget,
+            "criterion": self.criterion, "residual_sd": round(self.residual_sd, 3),
+            "lineage_correlation": round(self.lineage_correlation, 3),
+            "proposals": [p.to_json() for p in self.proposals],
+            "pool": {"size": self.pool_size, "measured": len(self.measured),
+                     "best_measured": None if best is None else {"model_id": best[0], "score": best[1]},
+                     "p_within_1pt": round(self.p_within_1pt, 3),
+                     "p_within_1pt_after": round(self.p_within_1pt_after, 3),
+                     "confidence": self.confidence, "stop": self.stop},
+        }
+
+
+def plan(
+    path: str | Path,
+    bundle: Bundle,
+    snapshot: D.Snapshot,
+    *,
+    budget: int,
+    recipe: str = "regression",
+    label_paths: list[Path] = (),
+    confidence: float = 0.9,
+    allow_partial: bool = False,
+    scale: str = "auto",
+    seed: int = 0,
+    note=lambda s: None,
+) -> Plan:
+    """Propose the next ``budget`` runs for the candidates in ``path`` (see the module doc)."""
+    table = C.read_candidates(path, snapshot, scale=scale, note=note, read_elsewhere=(LINEAGE_COLUMN,))
+    n = len(table)
+    if n < 2:
+        raise DataError(f"{path}: a pool of one candidate leaves nothing to choose; list at least two")
+    measured = read_measured(label_paths, table.ids, recipe, allow_partial)
+    if not 1 <= budget <= n - len(measured):
+        raise DataError(f"--budget {budget}: {n - len(measured)} of the {n} candidates are not measured yet; "
+                        "ask for 1 to that many runs")
+    metadata = D.load_model_metadata()
+    given = _lineage_column(path)
+    lineages = [lineage_of(i, metadata, g) for i, g in zip(table.ids, given)]
+    model = bundle.get(recipe, "score")
+    cal = model.calibration_ or {}
+    if "residual_sd" not in cal or "lineage_correlation" not in cal:
+        raise ArtifactError("this predictor stores no residual scale or lineage correlation; refit it with `basepick fit`")
+    sd = cal["residual_sd"] * widening(cal, table.columns, table.ids)  # (N,) points
+    _, group = np.unique([g for g, _ in lineages], return_inverse=True)
+    values = np.array([measured.get(i, np.nan) for i in table.ids])
+    belief = Y.Belief(np.clip(model.predict(table.columns), 0.0, 100.0), sd, group, cal["lineage_correlation"], values)
+
+    rng = np.random.default_rng(seed)
+    draws = belief.draws(Y.N_DRAWS, rng)  # (D, N) shared by the batch choice and the odds
+    batch = Y.choose_batch(belief, budget, rng, draws)
+    p_best, within, within_after = Y.odds(belief, [i for i, _ in batch], draws)
+    mean, post_sd = belief.posterior()
+    proposals = [Proposal(table.ids[i], *lineages[i], float(belief.predicted[i]), float(mean[i]), float(post_sd[i]),
+                          float(p_best[i]), gain) for i, gain in batch]
+    return Plan(recipe, method_name(model), budget, cal["residual_sd"], cal["lineage_correlation"], confidence, n,
+                proposals, measured, within, within_after, notes=_notes(table.ids, lineages, bundle, recipe, sd, cal))
+
+
+def read_measured(paths: list[Path], ids: list[str], recipe: str, allow_partial: bool) -> dict[str, float]:
+    """Measured overall scores by model id, from label files (``train --labels-out`` rows)."""
+    if not paths:
+        return {}
+    known = set(ids)
+    out: dict[str, tuple[float, str]] = {}
+    for label in D.load_labels(list(paths)):
+        if label.recipe != recipe:
+            raise DataError(f"{label.source}: a {label.recipe} label, but this plan is for the {recipe} recipe; "
+                            "pass --recipe or only that recipe's labels")
+        if "partial" in label.eval.lower() and not allow_partial:
+            raise DataError(f"{label.source}: eval {label.eval!r} is an incomplete RewardBench run; rerun it, or "
+                            "pass --allow-partial to count it")
+        if label.model_id not in known:
+            raise DataError(f"{label.source}: {label.model_id!r} is not among the candidates; add it to the "
+                            "candidates file or drop the label")
+        if label.model_id in out:
+            raise DataError(f"{label.source}: a second label for {label.model_id} (first: {out[label.model_id][1]}); "
+                            "keep one")
+        out[label.model_id] = (label.values["score"], label.source)
+    return {k: v for k, (v, _) in out.items()}
+
+
+def _lineage_column(path: str | Path) -> list[str]:
+    header, rows = D.read_csv(path)
+    if LINEAGE_COLUMN not in header:
+        return [""] * len(rows)
+    j = header.index(LINEAGE_COLUMN)
+    return [row[j] for row in rows]
+
+
+def _notes(ids, lineages, bundle: Bundle, recipe: str, sd: np.ndarray, cal: dict) -> list[str]:
+    notes = []
+    guessed = [f"{i} → {g}" for i, (g, src) in zip(ids, lineages) if src not in ("given", "metadata")]
+    if guessed:
+        notes.append(f"lineage from the model id (a family keyword, else the organisation) for {len(guessed)} "
+                     f"candidate(s): {'; '.join(guessed[:6])}{' …' if len(guessed) > 6 else ''}; a 'lineage' column overrides it")
+    labelled = set(bundle.metadata.get("labelled", {}).get(recipe, {}).get("models", []))
+    if (seen := [i for i in ids if i in labelled]):
+        notes.append(f"{len(seen)} candidate(s) were labelled when the predictor was fitted (e.g. {seen[0]}): "
+                     "pass their labels with --labels to count them as measured")
+    if (wide := int((sd > cal["residual_sd"] + 1e-9).sum())):
+        notes.append(f"{wide} candidate(s) lack inputs the ranking method uses: their uncertainty is widened "
+                     f"(up to x{sd.max() / cal['residual_sd']:.2f}) by the lineage-out error with those inputs masked")
+    return notes
+
+
+def runs_jsonl(result: Plan) -> str:
+    """One JSON line per proposal with a ``basepick train`` command; paths come from the environment
+    (MODELS_DIR, TRAIN_DATA, EVAL_DATA, REWARDBENCH, RUNS_DIR, LABELS_DIR) when the command runs, and
+    each run appends its label to a file of its own, so runs in parallel never write the same file."""
+    lines = []
+    for p in result.proposals:
+        name = p.model_id.replace("/", "--")
+        command = " ".join([
+            "basepick train", '"${MODELS_DIR:-models}"/' + shlex.quote(p.model_id), "--recipe", result.recipe,
+            '--data "${TRAIN_DATA:?set TRAIN_DATA}" --eval-data "${EVAL_DATA:?set EVAL_DATA}"',
+            '--rewardbench "${REWARDBENCH:?set REWARDBENCH}"', '--out "${RUNS_DIR:-runs}"/' + shlex.quote(name),
+            "--model-id", shlex.quote(p.model_id), '--labels-out "${LABELS_DIR:-labels}"/' + shlex.quote(name + ".csv"),
+        ])
+        lines.append(json.dumps({"schema_version": 1, "model_id": p.model_id, "recipe": result.recipe,
+                                 "lineage": p.lineage, "predicted": round(p.predicted, 2), "run_name": name,
+                                 "command": command}, ensure_ascii=False))
+    return "\n".join(lines) + "\n"
+
+
+def write_runs(result: Plan, path: str | Path) -> None:
+    try:
+        write_text(path, runs_jsonl(result))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write the runs file ({exc.strerror or exc})") from None
