@@ -19,6 +19,7 @@ from jax.sharding import PartitionSpec as P
 from trainer_jax.models.attention import attend, choose_attention
 from trainer_jax.models.config import DecoderConfig
 from trainer_jax.models.rope import apply_rope, rope_tables
+from trainer_jax.models.sharding import param_spec
 
 _ACTIVATIONS = {
     "silu": jax.nn.silu,
@@ -135,6 +136,7 @@ class Execution:
     attention: str | None = None  # "cudnn" or "xla"; None: choose_attention's pick for the model and dtype
     mesh: jax.sharding.Mesh | None = None  # set: activations are constrained to rows over batch_axes
     batch_axes: tuple[str, ...] = ("data", "fsdp")  # mesh axes the rows (batch) are split over
+    fsdp_axis: str = "fsdp"  # mesh axis the parameters are split over (models.sharding.param_spec)
 
 
 def _remat(body, policy: str):
@@ -147,9 +149,16 @@ def _remat(body, policy: str):
     raise ValueError(f"unknown remat policy {policy!r}; choose one of {', '.join(REMAT_POLICIES)}")
 
 
-def _compute_cast(state, dtype):
-    """Matrices (kernels, embeddings) cast to the compute dtype before use, so FSDP gathers them in it."""
-    return jax.tree.map(lambda a: a.astype(dtype) if a.ndim >= 2 and jnp.issubdtype(a.dtype, jnp.floating) else a, state)
+def _compute_cast(matrix: jnp.ndarray, dtype, run: Execution) -> jnp.ndarray:
+    """A float matrix cast to the compute dtype where it lies: with a mesh, the cast copy keeps the
+    parameter's FSDP sharding, so the all-gather before its use moves compute-dtype bytes."""
+    if matrix.ndim < 2 or not jnp.issubdtype(matrix.dtype, jnp.floating):
+        return matrix
+    cast = matrix.astype(dtype)
+    if run.mesh is None:
+        return cast
+    spec = param_spec(matrix.shape, run.mesh.shape[run.fsdp_axis]) if run.fsdp_axis in run.mesh.shape else P()
+    return jax.lax.with_sharding_constraint(cast, NamedSharding(run.mesh, spec))
 
 
 class DecoderModel(nnx.Module):
@@ -202,7 +211,7 @@ class DecoderModel(nnx.Module):
             return x if run.mesh is None else jax.lax.with_sharding_constraint(x, NamedSharding(run.mesh, spec))
 
         rows = P(run.batch_axes, None, None)
-        table = constrain(self.embed_tokens.embedding[...].astype(self.dtype), P())  # (V, D) gathered whole
+        table = constrain(_compute_cast(self.embed_tokens.embedding[...], self.dtype, run), P())  # (V, D) gathered
         x = constrain(jnp.take(table, constrain(ids, P(run.batch_axes, None)), axis=0), rows)  # (B, T, D)
         if cfg.embed_scale != 1.0:
             x = x * jnp.asarray(cfg.embed_scale, dtype=x.dtype)
@@ -210,7 +219,8 @@ class DecoderModel(nnx.Module):
         graphdef, stacked = nnx.split(self.layers)
 
         def body(h, layer_state):
-            for block in nnx.merge(graphdef, _compute_cast(layer_state, self.dtype)):
+            layer_state = jax.tree.map(lambda a: _compute_cast(a, self.dtype, run), layer_state)
+            for block in nnx.merge(graphdef, layer_state):
                 h = block(h, cos, sin, lengths, implementation)
             return constrain(h, rows), None  # (B, T, D) rows stay split over the batch axes
 

@@ -31,6 +31,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from trainer_jax.models.sharding import LAYERS, is_stacked, param_spec
+
 AXES = ("data", "fsdp")
 BATCH_AXES = ("data", "fsdp")  # rows of a batch are split over both axes
 
@@ -50,20 +52,6 @@ def make_mesh(data: int | None = None, fsdp: int | None = None, devices: Sequenc
     return Mesh(np.asarray(devices, dtype=object).reshape(data, fsdp), AXES)
 
 
-def param_spec(shape: Sequence[int], fsdp_size: int, stacked: bool = False) -> P:
-    """FSDP partition spec: the largest axis divisible by fsdp_size goes on "fsdp"; else replicated.
-
-    ``stacked``: the leading axis holds layers and is never split.
-    """
-    if fsdp_size > 1:
-        for axis in sorted(range(int(stacked), len(shape)), key=lambda a: -shape[a]):
-            if shape[axis] % fsdp_size == 0 and shape[axis] >= fsdp_size:
-                spec = [None] * len(shape)
-                spec[axis] = "fsdp"
-                return P(*spec)
-    return P()
-
-
 def param_sharding(mesh: Mesh):
     """A function (NNX path, abstract array) -> NamedSharding, the form hf_import's ``sharding`` takes."""
     fsdp_size = mesh.shape["fsdp"]
@@ -72,15 +60,6 @@ def param_sharding(mesh: Mesh):
         return NamedSharding(mesh, param_spec(abstract.shape, fsdp_size, stacked=LAYERS in path))
 
     return shard
-
-
-LAYERS = "layers"  # the NNX attribute holding the stacked decoder layers
-
-
-def is_stacked(key_path) -> bool:
-    """Whether a pytree key path runs through the stacked decoder layers."""
-    names = (getattr(k, "key", getattr(k, "name", getattr(k, "idx", None))) for k in key_path)
-    return LAYERS in names
 
 
 def tree_shardings(mesh: Mesh, tree):
