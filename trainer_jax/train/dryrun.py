@@ -192,25 +192,34 @@ def estimate(base_dir: str | Path, config: TrainConfig, *, device_memory_gb: flo
     ``devices`` and ``platform`` plan for another machine instead (e.g. a GPU node, from a login node).
     """
     import jax
+
+    from trainer_jax.models.config import config_from_dict, read_config_json, supported_architecture
+
+    hf_config = read_config_json(base_dir)
+    arch = supported_architecture(hf_config, base_dir)
+    platform = platform or jax.default_backend()
+    capacity = _device_memory(device_memory_gb, planned=platform != jax.default_backend() or devices is not None)
+    return estimate_config(config_from_dict(hf_config), arch, config, capacity=capacity,
+                           devices=devices or jax.device_count(), platform=platform)
+
+
+def estimate_config(cfg, architecture: str, config: TrainConfig, *, capacity: int, devices: int,
+                    platform: str) -> DryRun:
+    """The estimate for a DecoderConfig on ``devices`` devices of ``platform`` with ``capacity`` bytes each."""
+    import jax
     import jax.numpy as jnp
     from flax import nnx
 
     from trainer_jax.models.attention import choose_attention
-    from trainer_jax.models.config import config_from_dict, read_config_json, supported_architecture
     from trainer_jax.models.heads import RewardModel
     from trainer_jax.train.loop import Schedule, make_optimizer
 
-    hf_config = read_config_json(base_dir)
-    arch = supported_architecture(hf_config, base_dir)
-    cfg = config_from_dict(hf_config)
-    platform = platform or jax.default_backend()
-    capacity = _device_memory(device_memory_gb, planned=platform != jax.default_backend() or devices is not None)
-    n = devices or jax.device_count()
-    if n % config.mesh_data:
-        raise DataError(f"--mesh-data {config.mesh_data} does not divide the {n} devices")
-    plan = _Plan(data=config.mesh_data, fsdp=n // config.mesh_data, micro_batch=config.micro_batch, remat=config.remat)
-    if plan.micro_batch % n:
-        raise DataError(f"micro batch {plan.micro_batch} must be a multiple of the {n} devices of the mesh")
+    if devices % config.mesh_data:
+        raise DataError(f"--mesh-data {config.mesh_data} does not divide the {devices} devices")
+    plan = _Plan(data=config.mesh_data, fsdp=devices // config.mesh_data, micro_batch=config.micro_batch,
+                 remat=config.remat)
+    if plan.micro_batch % devices:
+        raise DataError(f"micro batch {plan.micro_batch} must be a multiple of the {devices} devices of the mesh")
     abstract = nnx.eval_shape(lambda: RewardModel(cfg, num_labels=config.num_labels, dtype=jnp.dtype(config.dtype),
                                                   param_dtype=jnp.float32, rngs=nnx.Rngs(0)))
     params = nnx.state(abstract, nnx.Param)
@@ -221,11 +230,11 @@ def estimate(base_dir: str | Path, config: TrainConfig, *, device_memory_gb: flo
     per_example = 1 if config.recipe == "regression" else 2  # rows per pair: chosen and rejected
     shapes = [[config.micro_batch * per_example, t] for t in config.length_buckets]
     fits = parts["total"] <= capacity
-    n_params = sum(int(x.size) for x in jax.tree.leaves(params))
     return DryRun(
-        model={"architecture": arch, "family": cfg.family, "parameters": n_params, "layers": cfg.num_layers,
+        model={"architecture": architecture, "family": cfg.family,
+               "parameters": sum(int(x.size) for x in jax.tree.leaves(params)), "layers": cfg.num_layers,
                "hidden_size": cfg.hidden_size},
-        mesh={"platform": platform, "devices": n, "data": plan.data, "fsdp": plan.fsdp},
+        mesh={"platform": platform, "devices": devices, "data": plan.data, "fsdp": plan.fsdp},
         attention=attention, remat=config.remat, device_memory_bytes=capacity, per_device_bytes=parts,
         compiled_shapes={"train_step": shapes, "forward": shapes},
         tokens_per_optimizer_step={"rows": config.global_batch * per_example,
