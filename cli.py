@@ -523,7 +523,7 @@ def score(model_dir, data, out, batch_size, dtype, weights, fmt):
         weight_list = [float(w) for w in weights.split(",")] if weights else None
     except ValueError:
         raise click.BadParameter("--weights must be comma-separated numbers") from None
-    report = score_pairs(model_dir, data, out=out, batch_size=batch_size, dtype=dtype, weights=weight_list)
+    report = score_pairs(model_dir, data, out=out, batch_size=batch_size, dtype=dtype, weights=weight_list, note=note)
     if out is None:
         for row in report.rows:
             click.echo(json.dumps(row))

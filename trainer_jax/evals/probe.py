@@ -342,7 +342,11 @@ def probe(
     import jax.numpy as jnp
 
     from trainer_jax.data.tokenizer import encode_text, load_tokenizer
+    from trainer_jax import enable_compile_cache
+    from trainer_jax.models.attention import choose_attention
     from trainer_jax.models.hf_import import load_causal_lm, read_model_dir
+
+    enable_compile_cache()
 
     context = read_model_dir(model_dir).config.max_position_embeddings  # bad model dirs fail before data work
     if tokens > context:
@@ -369,7 +373,9 @@ def probe(
         note(f"resuming from {sidecar}: {len(resumed)} of {len(encoded)} domains already scored")
     todo = [d for d in encoded if d not in done]
     if todo:
-        scorer = make_scorer(load_causal_lm(model_dir, dtype=jnp.dtype(dtype)))
+        lm = load_causal_lm(model_dir, dtype=jnp.dtype(dtype))
+        note(choose_attention(lm.cfg, jnp.dtype(dtype)).describe())
+        scorer = make_scorer(lm)
         with _progress(progress) as bar:
             task = bar.add_task("", total=sum(len(encoded[d]) for d in todo))
             for domain in todo:

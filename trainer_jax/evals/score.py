@@ -12,7 +12,7 @@ RewardBench v1 sections are computed (``trainer_jax.evals.rewardbench.score_v1``
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,7 @@ def score_pairs(
     batch_size: int = 8,
     dtype: str = "float32",
     weights: Sequence[float] | None = None,
+    note: Callable[[str], None] = lambda message: None,
 ) -> ScoreReport:
     """Score every pair of ``data`` with the reward model in ``model_dir``; write per-row scores to ``out``.
 
@@ -163,6 +164,8 @@ def score_pairs(
     import jax.numpy as jnp
     import numpy as np
 
+    from trainer_jax import enable_compile_cache
+    from trainer_jax.models.attention import choose_attention
     from trainer_jax.models.hf_import import load_reward_model, read_model_dir
 
     read_model_dir(model_dir)  # a bad model directory is reported before any data work
@@ -174,7 +177,9 @@ def score_pairs(
         lineno = next(ln for (ln, _), s in zip(rows, subsets) if not isinstance(s, str))
         raise DataError(f"{data}:{lineno}: 'subset' missing or not a string while other rows carry one")
 
+    enable_compile_cache()
     model = load_reward_model(model_dir, dtype=jnp.dtype(dtype))
+    note(choose_attention(model.cfg, jnp.dtype(dtype)).describe())
     if model.num_labels > 1 and (weights is None or len(weights) != model.num_labels):
         raise DataError(f"{model_dir} has {model.num_labels} reward outputs; pass {model.num_labels} weights")
     w = np.asarray(weights if weights is not None else [1.0], dtype=np.float32)  # (L,)
