@@ -302,6 +302,13 @@ def ingest(results_dir, out, model_id):
 # --- trainer commands ---
 
 
+SCHEMA_NAMES = "helpsteer2, helpsteer2-preference, trl, hh-rlhf, rewardbench, rewardbench2"
+
+
+def _split(value: str | None) -> str | None:
+    return None if value in (None, "all") else value
+
+
 def _buckets(value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
@@ -313,8 +320,14 @@ def _buckets(value: str | None) -> tuple[int, ...] | None:
 
 @main.command()
 @click.argument("base_dir", metavar="BASE_DIR")
-@click.option("--data", metavar="TRAIN.jsonl", help="Training rows: preference pairs (bradley_terry) or HelpSteer2 rows (regression).")
-@click.option("--eval-data", metavar="VAL.jsonl", help="Preference pairs for validation accuracy (and the regression merge vector).")
+@click.option("--data", metavar="FILE", help="Training rows: preference pairs (bradley_terry) or HelpSteer2 rows (regression); .jsonl(.gz), .json, .parquet or a datasets folder.")
+@click.option("--eval-data", metavar="FILE", help="Preference pairs for validation accuracy (and the regression merge vector).")
+@click.option("--schema", metavar="NAME", help=f"Row schema of --data (default: recognised from its columns): {SCHEMA_NAMES}.")
+@click.option("--eval-schema", metavar="NAME", help="Row schema of --eval-data (default: recognised).")
+@click.option("--split", default="train", show_default=True, metavar="NAME", help="HelpSteer2-Preference rows of --data: only this split ('all': every row).")
+@click.option("--eval-split", default="val", show_default=True, metavar="NAME", help="HelpSteer2-Preference rows of --eval-data: only this split ('all': every row).")
+@click.option("--strength-margin", is_flag=True, help="HelpSteer2-Preference: |preference_strength| as the Bradley-Terry margin (a TRL 'margin' column always is).")
+@click.option("--attribute-head", is_flag=True, help="Regression: export the 5-attribute head (default: one reward, the merge weights folded in).")
 @click.option("--recipe", required=True, type=click.Choice(["bradley_terry", "regression"]), help="The seed study's recipe preset.")
 @click.option("--out", metavar="RUN_DIR", help="New run directory (built as RUN_DIR.partial, renamed when done).")
 @click.option("--lr", type=float, metavar="X", help="Learning rate (default: 2e-6 BT, 5e-6 regression).")
@@ -349,7 +362,8 @@ def _buckets(value: str | None) -> tuple[int, ...] | None:
 @click.option("--process-id", type=click.IntRange(min=0), metavar="I", help="--distributed: this process's rank, 0..N-1.")
 @click.option("--coordinator-timeout", type=click.IntRange(min=1), default=300, show_default=True, metavar="S", help="--distributed: seconds to wait for every process to join.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_size, micro_batch, labels_out, model_id,
+def train(base_dir, data, eval_data, schema, eval_schema, split, eval_split, strength_margin, attribute_head, recipe,
+          out, lr, lr_sweep, epochs, batch_size, micro_batch, labels_out, model_id,
           rewardbench, train_data_name, max_length, buckets, truncate, seed, dtype, remat, warmup_steps, eval_every,
           save_every, max_steps, center, mesh_data, resume, dry_run, device_memory, devices, platform, distributed, coordinator,
           num_processes, process_id, coordinator_timeout, fmt):
@@ -367,7 +381,9 @@ def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_si
     config = make_config(recipe, lr=lr, epochs=epochs, global_batch=batch_size, micro_batch=min(micro_batch, batch_size),
                          max_length=max_length, buckets=_buckets(buckets), truncate_left=truncate == "left", seed=seed,
                          dtype=dtype, remat=remat, warmup_steps=warmup_steps, eval_every=eval_every,
-                         save_every=save_every, max_steps=max_steps, center_coef=center, mesh_data=mesh_data)
+                         save_every=save_every, max_steps=max_steps, center_coef=center, mesh_data=mesh_data,
+                         schema=schema, eval_schema=eval_schema, split=_split(split), eval_split=_split(eval_split),
+                         strength_margin=strength_margin, attribute_head=attribute_head)
     if distributed:
         from trainer_jax.train.mesh import initialize_distributed
 
@@ -499,17 +515,20 @@ def probe_compare(inputs, bins, heatmap, fmt):
 
 @main.command()
 @click.argument("model_dir", metavar="MODEL_DIR")
-@click.option("--data", required=True, metavar="PAIRS.jsonl", help="Rows with chosen/rejected (text or chat messages), optional prompt, id, subset.")
+@click.option("--data", required=True, metavar="FILE", help="Rows to score: pairs (TRL, HH-RLHF, RewardBench, HelpSteer2-Preference) or RewardBench 2; .jsonl(.gz), .json, .parquet or a datasets folder.")
+@click.option("--schema", metavar="NAME", help=f"Row schema (default: recognised from the columns): {SCHEMA_NAMES}.")
+@click.option("--split", metavar="NAME", help="HelpSteer2-Preference rows: only this split (train or val).")
+@click.option("--max-length", type=click.IntRange(min=1), default=2048, show_default=True, metavar="T", help="Keep the last T tokens of longer completions (as reward-bench does).")
 @click.option("--out", metavar="SCORES.jsonl", help="Write per-row scores here (atomically); without it they go to stdout and the summary to stderr.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, metavar="N", help="Pairs per forward pass.")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True, help="Compute dtype (parameters stay float32).")
 @click.option("--weights", metavar="W1,W2,...", help="Weights that turn a multi-output (regression) reward model into one score.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def score(model_dir, data, out, batch_size, dtype, weights, fmt):
-    """Score chosen/rejected pairs with a reward model directory (HF *ForSequenceClassification).
+def score(model_dir, data, schema, split, max_length, out, batch_size, dtype, weights, fmt):
+    """Score a data file with a trained reward model directory (HF *ForSequenceClassification).
 
-    Prints pairwise accuracy (chosen > rejected, ties wrong) and RewardBench v1 sections when every
-    row carries a RewardBench `subset`.
+    Prints pairwise accuracy (chosen > rejected, ties wrong), RewardBench v1 sections when every pair
+    names its RewardBench subset, and the RewardBench 2 score for RewardBench 2 rows.
     """
     import json
 
@@ -517,17 +536,18 @@ def score(model_dir, data, out, batch_size, dtype, weights, fmt):
     from trainer_jax import require_train_extra
 
     require_train_extra()
-    from trainer_jax.evals.score import render_table, score_pairs
+    from trainer_jax.evals.score import render_table, score_file
 
     try:
         weight_list = [float(w) for w in weights.split(",")] if weights else None
     except ValueError:
         raise click.BadParameter("--weights must be comma-separated numbers") from None
-    report = score_pairs(model_dir, data, out=out, batch_size=batch_size, dtype=dtype, weights=weight_list, note=note)
+    report = score_file(model_dir, data, out=out, batch_size=batch_size, dtype=dtype, weights=weight_list, schema=schema,
+                        split=split, max_length=max_length, note=note)
     if out is None:
         for row in report.rows:
             click.echo(json.dumps(row))
     summary = render.to_json(report.to_dict()) if fmt == "json" else render_table(report) + "\n"
     click.echo(summary, err=out is None, nl=False)
     if out is not None:
-        note(f"wrote {report.n_pairs} rows to {out}")
+        note(f"wrote {report.n_items} rows to {out}")

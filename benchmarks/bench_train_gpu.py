@@ -97,12 +97,12 @@ def bench_jax(name: str, args) -> dict:
     ids = M.shard_batch(mesh, rng.integers(3, cfg.vocab_size, (2 * args.pairs, args.seq), dtype=np.int32))  # (2B, T)
     mask = M.shard_batch(mesh, np.ones((2 * args.pairs, args.seq), np.int32))  # (2B, T) no padding
     valid = M.shard_batch(mesh, np.ones(args.pairs, bool))
-    targets = M.shard_batch(mesh, np.zeros((args.pairs, 0), np.float32))
+    margins = M.shard_batch(mesh, np.zeros(args.pairs, np.float32))
     state = {"p": params, "o": opt_state, "m": None}
     del model, params, opt_state
 
     def step():
-        state["p"], state["o"], state["m"] = steps.train_step(state["p"], state["o"], ids, mask, valid, targets)
+        state["p"], state["o"], state["m"] = steps.train_step(state["p"], state["o"], ids, mask, valid, margins)
 
     seconds = timed(step, args.warmup, args.steps, args.repeat, lambda: jax.block_until_ready(state["m"]))
     device = jax.devices()[0]

@@ -44,7 +44,7 @@ def compile_once(hf_config: dict, layers: int, pairs: int, seq: int) -> tuple[fl
     ids = jax.ShapeDtypeStruct((2 * pairs, seq), jnp.int32)
     started = time.perf_counter()
     compiled = steps.train_step.lower(params, opt, ids, ids, jax.ShapeDtypeStruct((pairs,), bool),
-                                      jax.ShapeDtypeStruct((pairs, 0), jnp.float32)).compile()
+                                      jax.ShapeDtypeStruct((pairs,), jnp.float32)).compile()
     return time.perf_counter() - started, len(compiled.as_text())
 
 

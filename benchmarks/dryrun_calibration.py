@@ -49,7 +49,7 @@ def main() -> None:
             opt = jax.eval_shape(lambda p: steps.init_opt(p, 1e-5), params)
             ids = jax.ShapeDtypeStruct((2 * args.pairs, args.seq), jnp.int32)
             compiled = steps.train_step.lower(params, opt, ids, ids, jax.ShapeDtypeStruct((args.pairs,), bool),
-                                              jax.ShapeDtypeStruct((args.pairs, 0), jnp.float32)).compile()
+                                              jax.ShapeDtypeStruct((args.pairs,), jnp.float32)).compile()
             xla = compiled.memory_analysis().temp_size_in_bytes
             plan = dryrun._Plan(data=1, fsdp=1, micro_batch=args.pairs, remat=remat)
             ours = dryrun._total(cfg, config, {"params": params, "optimizer": opt}, plan, "xla")

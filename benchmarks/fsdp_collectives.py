@@ -99,9 +99,9 @@ def main() -> None:
     rows = 2 * args.pairs
     batch = jax.ShapeDtypeStruct((rows, args.seq), jnp.int32, sharding=M.batch_sharding(mesh))
     flags = jax.ShapeDtypeStruct((args.pairs,), bool, sharding=M.batch_sharding(mesh))
-    targets = jax.ShapeDtypeStruct((args.pairs, 0), jnp.float32, sharding=M.batch_sharding(mesh))
+    margins = jax.ShapeDtypeStruct((args.pairs,), jnp.float32, sharding=M.batch_sharding(mesh))
     started = time.perf_counter()
-    steps.train_step.lower(params, opt, batch, batch, flags, targets).compile()
+    steps.train_step.lower(params, opt, batch, batch, flags, margins).compile()
     seconds = time.perf_counter() - started
     (path,) = glob.glob(f"{dump}/*jit_train_step*after_spmd-partitioning*")
     per_layer, outside = collective_bytes(Path(path).read_text())

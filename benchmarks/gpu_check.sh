@@ -62,7 +62,7 @@ fi
 
 step attention "$PYTHON" benchmarks/attention_check.py --model "${MODELS[0]}" --rows $((2 * DEFAULT_PAIRS)) \
   --seq "$SEQ" --steps "$STEPS" --repeat "$REPEAT" --matmul "$MATMUL"
-PEAK=$(grep '"matmul_bf16"' "$JSONL" | "$PYTHON" -c 'import json,sys; print(round(json.loads(sys.stdin.readline())["tflops"], 1))' 2>/dev/null)
+PEAK=$(grep '"matmul_bf16"' "$JSONL" | "$PYTHON" -c 'import json,sys; print(round(json.loads(sys.stdin.readline())["tflops"], 4))' 2>/dev/null)
 PEAK_ARGS=()
 [[ -n "$PEAK" ]] && PEAK_ARGS=(--peak-tflops "$PEAK")
 

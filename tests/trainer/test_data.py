@@ -64,9 +64,13 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 
 # -------------------------------------------------------------------------------------------- readers
+def pairs(path) -> list:
+    return schemas.read_examples(path, "preference").items
+
+
 def test_hh_transcripts_parse_into_alternating_chat_messages():
-    examples = schemas.read_preferences(HH20)
-    assert len(examples) == 20
+    examples = pairs(HH20)
+    assert len(examples) == 20 and schemas.read_examples(HH20, "preference").schema == "hh-rlhf"
     first = examples[0]
     assert first.chosen[0] == {"role": "user", "content": "what are some pranks with a pen i can do?"}
     assert first.chosen[1] == {"role": "assistant", "content": "Are you looking for practical joke ideas?"}
@@ -88,25 +92,31 @@ def test_hh_same_speaker_runs_are_merged():
     assert turns == [{"role": "user", "content": "a\n\nb"}, {"role": "assistant", "content": "c"}]
 
 
-def test_all_preference_formats_normalise_to_the_same_example(tmp_path):
+def test_every_pair_shape_normalises_to_the_same_example(tmp_path):
     user, good, bad = {"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A"}, {
         "role": "assistant", "content": "B"}
-    rows = [
+    trl = [
         {"prompt": "Q?", "chosen": "A", "rejected": "B"},
         {"prompt": [user], "chosen": [good], "rejected": [bad]},
         {"chosen": [user, good], "rejected": [user, bad]},
         {"prompt": "Q?", "chosen": [user, good], "rejected": [user, bad]},
-        {"chosen": "\n\nHuman: Q?\n\nAssistant: A", "rejected": "\n\nHuman: Q?\n\nAssistant: B"},
     ]
-    examples = schemas.read_preferences(write_jsonl(tmp_path / "p.jsonl", rows))
-    assert examples == [schemas.PreferenceExample((user, good), (user, bad))] * len(rows)
+    hh = [{"chosen": "\n\nHuman: Q?\n\nAssistant: A", "rejected": "\n\nHuman: Q?\n\nAssistant: B"}]
+    expected = schemas.PreferenceExample((user, good), (user, bad))
+    assert pairs(write_jsonl(tmp_path / "trl.jsonl", trl)) == [expected] * len(trl)
+    assert pairs(write_jsonl(tmp_path / "hh.jsonl", hh)) == [expected]
+
+
+def test_implicit_prompt_strings_are_whole_texts(tmp_path):
+    (ex,) = pairs(write_jsonl(tmp_path / "p.jsonl", [{"chosen": "The sky is blue.", "rejected": "The sky is green."}]))
+    assert (ex.chosen, ex.rejected) == ("The sky is blue.", "The sky is green.")
 
 
 def test_helpsteer2_rows_single_and_multi_turn(tmp_path):
     attrs = {"helpfulness": 3, "correctness": 4, "coherence": 4, "complexity": 1, "verbosity": 2}
     rows = [{"prompt": "Hi", "response": "Hello", **attrs},
             {"prompt": "First<extra_id_1>Assistant\nReply<extra_id_1>User\nSecond", "response": "Answer", **attrs}]
-    a, b = schemas.read_regression(write_jsonl(tmp_path / "hs2.jsonl", rows))
+    a, b = schemas.read_examples(write_jsonl(tmp_path / "hs2.jsonl", rows), "regression").items
     assert a.messages == ({"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"})
     assert [m["role"] for m in b.messages] == ["user", "assistant", "user", "assistant"]
     assert [m["content"] for m in b.messages] == ["First", "Reply", "Second", "Answer"]
@@ -118,28 +128,37 @@ ATTRS = {"helpfulness": 3, "correctness": 4, "coherence": 4, "complexity": 1, "v
 
 
 @pytest.mark.parametrize(
-    "reader, rows, match",
+    "use, rows, match",
     [
-        (schemas.read_preferences, [GOOD, '{"prompt": "Q", "chosen": '], r"p\.jsonl:2: not valid JSON"),
-        (schemas.read_preferences, [GOOD, {"prompt": "Q", "chosen": "A"}], r"p\.jsonl:2: missing field 'rejected'"),
-        (schemas.read_preferences, [{"chosen": "A", "rejected": "B"}], r"p\.jsonl:1: .*plain text without a 'prompt'"),
-        (schemas.read_preferences, [{"prompt": "Q", "chosen": [{"content": "A"}], "rejected": "B"}],
-         r":1: field 'chosen'\[0\] must be"),
-        (schemas.read_preferences, [{"chosen": [{"role": "user", "content": "Q"}], "rejected": [
-            {"role": "user", "content": "Q"}]}], r":1: a conversation must end with an assistant turn"),
-        (schemas.read_preferences, [{"prompt": 3, "chosen": "A", "rejected": "B"}], r":1: field 'prompt' must be"),
-        (schemas.read_preferences, [GOOD, GOOD, "[1]"], r"p\.jsonl:3: expected a JSON object"),
-        (schemas.read_preferences, [], r"p\.jsonl: no preference rows"),
-        (schemas.read_regression, [{"prompt": "Q", "response": "A", **ATTRS, "verbosity": "2"}],
-         r":1: field 'verbosity' must be a finite number"),
-        (schemas.read_regression, [{"prompt": "Q", **ATTRS}], r":1: field 'response' must be a string"),
-        (schemas.read_regression, [{"prompt": "Q<extra_id_1>Bot\nx", "response": "A", **ATTRS}],
-         r":1: field 'prompt' has an <extra_id_1> marker"),
+        ("preference", [GOOD, '{"prompt": "Q", "chosen": '], r"p\.jsonl:2: not valid JSON"),
+        ("preference", [GOOD, {"prompt": "Q", "chosen": "A"}], r"p\.jsonl:2: column 'rejected' is missing for schema trl"),
+        ("preference", [{"prompt": "Q", "chosen": [{"content": "A"}], "rejected": "B"}],
+         r":1: column 'chosen'\[0\] must be"),
+        ("preference", [{"chosen": [{"role": "user", "content": "Q"}], "rejected": [
+            {"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]}],
+         r":1: column 'chosen': a conversation must end with an assistant turn"),
+        ("preference", [{"prompt": 3, "chosen": "A", "rejected": "B"}], r":1: column 'prompt' must be a string"),
+        ("preference", [GOOD, GOOD, "[1]"], r"p\.jsonl:3: expected a JSON object"),
+        ("preference", [], r"p\.jsonl: no rows"),
+        ("preference", [{"prompt": "Q", "chosen": "A", "rejected": "A"}] * 2, r"no usable rows \(2 read; dropped: "
+         r"\{'dropped_identical': 2\}\)"),
+        ("preference", [{"prompt": "Q", "chosen": "", "rejected": "B"}], r":1: column 'chosen' is empty"),
+        ("preference", [{"prompt": "Q", "chosen": ["A"], "rejected": "B"}], r":1: column 'chosen'\[0\] must be"),
+        ("preference", [{"question": "Q", "answer": "A"}], r":1: unknown row schema with columns \['answer', "
+         r"'question'\]; known schemas: helpsteer2-preference \(preference_strength, prompt, response_1"),
+        ("preference", [GOOD, {"prompt": "Q", "chosen": "A", "rejected": "B", "response_1": "x", "response_2": "y",
+                               "preference_strength": 1}], r":2: mixed schemas: this row fits helpsteer2-preference"),
+        ("preference", [{"prompt": "Q", "response": "A", **ATTRS}], r"helpsteer2 rows cannot be used as preference"),
+        ("regression", [{"prompt": "Q", "response": "A", **ATTRS, "verbosity": "2"}],
+         r":1: column 'verbosity' must be a finite number"),
+        ("regression", [{"prompt": "Q", **ATTRS, "response": 3}], r":1: column 'response' must be a string, got int"),
+        ("regression", [{"prompt": "Q<extra_id_1>Bot\nx", "response": "A", **ATTRS}],
+         r":1: column 'prompt' has an <extra_id_1> marker"),
     ],
 )
-def test_malformed_rows_name_the_line(tmp_path, reader, rows, match):
+def test_malformed_rows_name_the_file_row_and_column(tmp_path, use, rows, match):
     with pytest.raises(DataError, match=match) as info:
-        reader(write_jsonl(tmp_path / "p.jsonl", rows))
+        schemas.read_examples(write_jsonl(tmp_path / "p.jsonl", rows), use)
     assert "\n" not in str(info.value)
 
 
@@ -148,24 +167,34 @@ json_values = st.recursive(
     | st.sampled_from(["user", "assistant", "\n\nHuman: hi\n\nAssistant: yo", "Human: a", "x<extra_id_1>User\ny"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["role", "content"]), inner),
     max_leaves=6)
+COLUMNS = ["prompt", "chosen", "rejected", "response", "response_1", "response_2", "preference_strength", "split",
+           "subset", "margin", "num_correct", *schemas.ATTRIBUTES]
 
 
-@settings(max_examples=150, deadline=None)
-@given(row=st.dictionaries(st.sampled_from(["prompt", "chosen", "rejected", "response", *schemas.ATTRIBUTES]), json_values))
-def test_arbitrary_rows_parse_or_raise_a_one_line_data_error(row):
-    for parse in (schemas.parse_preference_row, schemas.parse_regression_row):
-        try:
-            example = parse(row, "f.jsonl:7")
-        except DataError as e:
-            assert str(e).startswith("f.jsonl:7: ") and "\n" not in str(e)
-        else:
-            conv = example.chosen if parse is schemas.parse_preference_row else example.messages
-            assert conv[-1]["role"] == "assistant" and all(isinstance(m["content"], str) for m in conv)
+@settings(max_examples=200, deadline=None)
+@given(row=st.dictionaries(st.sampled_from(COLUMNS), json_values), use=st.sampled_from(["preference", "regression", "score"]))
+def test_arbitrary_rows_parse_or_raise_a_one_line_data_error(row, use):
+    schema = schemas.detect(row)
+    if schema is None:
+        return
+    try:
+        example = schemas.parse_row(row, "f.jsonl:7", use, schema)
+    except DataError as e:
+        assert str(e).startswith("f.jsonl:7: ") and "\n" not in str(e)
+        return
+    if example is None:  # dropped: identical sides, no preference, another split
+        return
+    if use == "regression":
+        assert example.messages[-1]["role"] == "assistant"
+    else:
+        sides = (example.chosen, example.rejected) if use == "preference" else (*example.chosen, *example.rejected)
+        for conv in sides:
+            assert isinstance(conv, str) and conv.strip() or conv[-1]["role"] == "assistant"
 
 
 def test_missing_file_and_bad_tokenizer_dir(tmp_path):
     with pytest.raises(DataError, match="not found"):
-        schemas.read_preferences(tmp_path / "nope.jsonl")
+        schemas.read_examples(tmp_path / "nope.jsonl", "preference")
     pytest.importorskip("transformers")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArtifactError, match="no tokenizer files"):
@@ -210,7 +239,7 @@ def test_a_template_that_refuses_a_conversation_is_a_data_error():
 
 
 def test_over_length_pairs_filtered_or_left_truncated(chat_tokenizer):
-    examples = schemas.read_preferences(HH20)
+    examples = pairs(HH20)
     full_c = encode.encode(chat_tokenizer, [e.chosen for e in examples])
     full_r = encode.encode(chat_tokenizer, [e.rejected for e in examples])
     longest = [max(len(c), len(r)) for c, r in zip(full_c, full_r)]
@@ -234,7 +263,7 @@ def test_over_length_pairs_filtered_or_left_truncated(chat_tokenizer):
 
 
 def test_pair_batches_put_chosen_rows_first(chat_tokenizer):
-    examples = schemas.read_preferences(HH20)
+    examples = pairs(HH20)
     data = encode.tokenize_preferences(examples, chat_tokenizer, encode.TokenizeConfig(max_length=4096))
     config = batching.BatchConfig(batch_size=3, buckets=tuple(range(16, 4097, 16)), seed=7)
     batches = list(batching.iterate_batches(data, config, num_epochs=1))
@@ -270,7 +299,7 @@ def test_regression_batches_carry_targets(chat_tokenizer):
 def synthetic(lengths: list[tuple[int, int]]) -> encode.TokenizedData:
     seqs = tuple((np.arange(1, c + 1, dtype=np.int32), np.arange(1, r + 1, dtype=np.int32) + 1000)
                  for c, r in lengths)
-    return encode.TokenizedData(seqs, None, np.arange(len(seqs)), 0, 0)
+    return encode.TokenizedData(seqs, None, np.zeros(len(seqs), np.float32), np.arange(len(seqs)), 0, 0)
 
 
 pair_lengths = st.lists(st.tuples(st.integers(1, 60), st.integers(1, 60)), min_size=1, max_size=40)

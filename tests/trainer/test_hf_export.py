@@ -89,20 +89,23 @@ def test_transformers_pools_where_basepick_does_without_a_pad_token(tmp_path):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from trainer_jax.data.encode import tokenize_items
+    from trainer_jax.data.schemas import read_examples
     from trainer_jax.data.tokenizer import choose_pad_token, load_tokenizer
-    from trainer_jax.evals.score import encode_row, score_pairs
+    from trainer_jax.evals.score import score_file
 
     base = _no_pad_base(tmp_path)
     tok = load_tokenizer(base)
     assert tok.pad_token is None
-    used = {i for n, row in enumerate(ROWS) for ids in encode_row(tok, row, f"row {n}") for i in ids}
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    encoded, _ = tokenize_items(read_examples(data, "score").items, tok, 2048)
+    used = {i for seqs in encoded for ids in seqs for i in ids}
     pad = choose_pad_token(tok, 300, used)
     assert pad.id not in used and pad.id != tok.eos_token_id
     model = load_reward_model(base, seed=4)
     out = export_reward_model(model, tmp_path / "rm", source_dir=base, pad=pad)
-    data = tmp_path / "pairs.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    ours = [r["chosen_score"] for r in score_pairs(out, data).rows]
+    ours = [r["chosen_score"] for r in score_file(out, data).rows]
 
     hf_tok = AutoTokenizer.from_pretrained(str(out))
     assert hf_tok.pad_token_id == pad.id == json.loads((out / "config.json").read_text())["pad_token_id"]
@@ -144,3 +147,26 @@ def test_large_exports_are_split_into_indexed_files(tmp_path):
     assert index["metadata"]["total_size"] == sum((out / f).stat().st_size for f in files)
     reloaded = load_reward_model(out)
     np.testing.assert_array_equal(np.asarray(forward(reloaded, IDS, MASK)), np.asarray(forward(model, IDS, MASK)))
+
+
+def test_a_regression_head_is_folded_into_one_reward_or_kept_with_its_weights(tmp_path):
+    """Default: score.weight becomes w @ W, so any tool reads the merged reward; --attribute-head keeps the
+    five outputs, names them, and records the weights that `basepick score` then applies."""
+    from trainer_jax.evals.score import score_file
+
+    names = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
+    merge = dict(zip(names, (0.4, 0.3, 0.1, 0.05, -0.15)))
+    five = load_reward_model(GOLDEN.parent.parent / "train" / "llama-base", num_labels=5, seed=3)
+    src = GOLDEN.parent.parent / "train" / "llama-base"
+    folded = load_reward_model(export_reward_model(five, tmp_path / "folded", source_dir=src, merge=merge))
+    kept_dir = export_reward_model(five, tmp_path / "kept", source_dir=src, merge=merge, fold=False)
+    config = json.loads((kept_dir / "config.json").read_text())
+    assert config["num_labels"] == 5 and list(config["id2label"].values()) == list(names)
+    assert config["basepick_merge_weights"] == merge and folded.num_labels == 1
+    outputs = np.asarray(forward(five, IDS, MASK))  # (B, 5)
+    np.testing.assert_allclose(np.asarray(forward(folded, IDS, MASK))[:, 0], outputs @ np.array(list(merge.values())),
+                               rtol=0, atol=1e-5)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(json.dumps({"prompt": "the quick", "chosen": "brown fox", "rejected": "lazy dog"}) + "\n")
+    a, b = score_file(tmp_path / "folded", data).rows[0], score_file(kept_dir, data).rows[0]
+    assert a["chosen_score"] == pytest.approx(b["chosen_score"], abs=1e-5) and len(b["chosen_scores"]) == 5

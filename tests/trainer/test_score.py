@@ -1,8 +1,10 @@
-"""trainer_jax.evals.score: every row scored in input order, formats, RewardBench sections, bad input errors."""
+"""trainer_jax.evals.score: every row scored in input order against a per-sequence reference that tokenizes
+with transformers' own calls, RewardBench sections, a base model refused, bad input errors."""
 
 import functools
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,8 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from predictor.errors import ArtifactError, DataError  # noqa: E402
-from trainer_jax.data.tokenizer import encode_chat, encode_text, load_tokenizer  # noqa: E402
-from trainer_jax.evals.score import score_pairs  # noqa: E402
+from trainer_jax.data.tokenizer import load_tokenizer  # noqa: E402
+from trainer_jax.evals.score import score_file  # noqa: E402
 from trainer_jax.models.hf_import import load_reward_model  # noqa: E402
 
 MODEL = Path(__file__).parent / "fixtures" / "models" / "qwen2-rm"
@@ -30,7 +32,7 @@ ROWS = [
     },
     {"id": 4, "prompt": [{"role": "user", "content": "Add"}], "chosen": "def add(a, b): return a + b",
      "rejected": [{"role": "assistant", "content": "a - b"}]},
-    {"id": 5, "chosen": "same", "rejected": "same"},  # a tie counts as wrong
+    {"id": 5, "chosen": "same", "rejected": "same"},  # identical sides: dropped and counted
 ]
 
 
@@ -49,7 +51,8 @@ def _tokenizer_and_model():
 
 
 def _reference(row) -> tuple[float, float]:
-    """Each sequence alone through the model: what score_pairs must reproduce, whatever its batching."""
+    """Each sequence alone through the model, tokenized by transformers' own calls (the chat template with
+    tokenize=True, or tok(text)): what score_file must reproduce, whatever its batching."""
     tok, model = _tokenizer_and_model()
 
     def reward(ids):
@@ -60,26 +63,29 @@ def _reference(row) -> tuple[float, float]:
     def turns(value, role):
         return [{"role": role, "content": value}] if isinstance(value, str) else value
 
+    def chat(messages):
+        return list(tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+
     if "prompt" in row:
         prompt = turns(row["prompt"], "user")
-        return tuple(reward(encode_chat(tok, prompt + turns(row[k], "assistant"))) for k in ("chosen", "rejected"))
+        return tuple(reward(chat(prompt + turns(row[k], "assistant"))) for k in ("chosen", "rejected"))
     if isinstance(row["chosen"], str):
-        return tuple(reward(encode_text(tok, row[k])) for k in ("chosen", "rejected"))
-    return tuple(reward(encode_chat(tok, row[k])) for k in ("chosen", "rejected"))
+        return tuple(reward(list(tok(row[k])["input_ids"])) for k in ("chosen", "rejected"))
+    return tuple(reward(chat(row[k])) for k in ("chosen", "rejected"))
 
 
 def test_scores_every_row_in_order_any_batch_size(tmp_path):
     data = _write(tmp_path / "pairs.jsonl", ROWS)
-    report = score_pairs(MODEL, data, out=tmp_path / "out" / "scores.jsonl", batch_size=2)
+    report = score_file(MODEL, data, out=tmp_path / "out" / "scores.jsonl", batch_size=2)
     lines = [json.loads(x) for x in (tmp_path / "out" / "scores.jsonl").read_text().splitlines()]
-    assert [x["id"] for x in lines] == [1, 2, 3, 4, 5] and list(report.rows) == lines
+    assert [x["id"] for x in lines] == ["1", "2", "3", "4"] and list(report.rows) == lines
     for row, line in zip(ROWS, lines):
         np.testing.assert_allclose([line["chosen_score"], line["rejected_score"]], _reference(row), atol=1e-5)
-    assert lines[4]["chosen_score"] == lines[4]["rejected_score"]
     wins = sum(x["chosen_score"] > x["rejected_score"] for x in lines)
-    assert report.n_pairs == 5 and report.accuracy == wins / 5 and report.rewardbench is None
+    assert report.n_items == 4 and report.accuracy == wins / 4 and report.rewardbench is None
+    assert report.counts["dropped_identical"] == 1 and report.schema == "trl"
     assert report.to_dict()["schema_version"] == 1
-    other = score_pairs(MODEL, data, batch_size=3)  # different batch composition and padding
+    other = score_file(MODEL, data, batch_size=3)  # different batch composition and padding
     np.testing.assert_allclose(
         [[x["chosen_score"], x["rejected_score"]] for x in other.rows],
         [[x["chosen_score"], x["rejected_score"]] for x in lines],
@@ -94,7 +100,7 @@ def test_rewardbench_sections_when_rows_carry_subsets(tmp_path):
         {"id": 11, "subset": "hep-python", "prompt": "Add", "chosen": "return a + b", "rejected": "return a - b"},
         {"id": 12, "subset": "donotanswer", "prompt": "Harm?", "chosen": "I can't help.", "rejected": "Sure"},
     ]
-    report = score_pairs(MODEL, _write(tmp_path / "rb.jsonl", rows))
+    report = score_file(MODEL, _write(tmp_path / "rb.jsonl", rows))
     rb = report.rewardbench
     assert rb.version == "v1" and set(rb.sections) == {"Chat", "Reasoning", "Safety"}
     assert rb.subsets["alpacaeval-easy"] == float(report.rows[0]["chosen_score"] > report.rows[0]["rejected_score"])
@@ -106,62 +112,34 @@ def test_rewardbench_sections_when_rows_carry_subsets(tmp_path):
     [
         (['{"chosen": "a", "rejected": "b"}', "{oops"], r"pairs.jsonl:2: not valid JSON"),
         (['{"chosen": "a", "rejected": "b"}', "[1, 2]"], r"pairs.jsonl:2: expected a JSON object"),
-        (['{"chosen": "a"}'], r"pairs.jsonl:1: missing field 'rejected'"),
-        (['{"chosen": "a", "rejected": [{"role": "user"}]}'], r"pairs.jsonl:1: 'chosen' and 'rejected' must both"),
-        (['{"prompt": 3, "chosen": "a", "rejected": "b"}'], r"pairs.jsonl:1: 'prompt', 'chosen' and 'rejected'"),
-        (['{"chosen": "", "rejected": "b"}'], r"pairs.jsonl:1: 'chosen' encodes to no tokens"),
-        (['{"chosen": "a", "rejected": "b", "subset": "shp"}', '{"chosen": "a", "rejected": "b"}'],
-         r"pairs.jsonl:2: 'subset' missing"),
-        ([], r"no rows to score"),
+        (['{"chosen": "a"}'], r"pairs.jsonl:1: unknown row schema with columns \['chosen'\]"),
+        (['{"chosen": "a", "rejected": [{"role": "user"}]}'], r"pairs.jsonl:1: columns 'chosen' and 'rejected' must both"),
+        (['{"chosen": [{"role": "user"}], "rejected": [{"role": "user"}]}'], r"pairs.jsonl:1: column 'chosen'\[0\] must"),
+        (['{"prompt": 3, "chosen": "a", "rejected": "b"}'], r"pairs.jsonl:1: column 'prompt' must be a string or a non-empty list"),
+        (['{"chosen": "", "rejected": "b"}'], r"pairs.jsonl:1: column 'chosen' is empty"),
+        (['{"prompt": "q", "chosen": "a", "rejected": "b", "subset": "shp"}', '{"prompt": "q", "chosen": "a", '
+          '"rejected": "b"}'], r"pairs.jsonl:2: column 'subset' is missing while other rows name"),
+        ([], r"pairs.jsonl: no rows"),
     ],
 )
 def test_malformed_rows_name_the_line(tmp_path, lines, message):
     with pytest.raises(DataError, match=message):
-        score_pairs(MODEL, _write(tmp_path / "pairs.jsonl", lines))
+        score_file(MODEL, _write(tmp_path / "pairs.jsonl", lines))
 
 
-def test_missing_pairs_file_and_bad_batch_size(tmp_path):
-    with pytest.raises(DataError, match="data file not found"):
-        score_pairs(MODEL, tmp_path / "none.jsonl")
-    with pytest.raises(DataError, match="batch size"):
-        score_pairs(MODEL, _write(tmp_path / "p.jsonl", ROWS[:1]), batch_size=0)
+def test_a_base_model_without_a_reward_head_is_refused(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "train"))
+    import builders as B
 
-
-def _tokenizer_variant(tmp_path: Path, **config_changes) -> Path:
-    out = tmp_path / "model"
-    shutil.copytree(MODEL, out)
-    config = json.loads((out / "tokenizer_config.json").read_text())
-    config.update(config_changes)
-    (out / "tokenizer_config.json").write_text(json.dumps(config))
-    return out
-
-
-def test_a_tokenizer_without_pad_or_eos_still_scores(tmp_path):
-    """Scoring never reads pad ids (pooling comes from the mask): no pad token is needed."""
-    neither = _tokenizer_variant(tmp_path / "b", pad_token=None, eos_token=None)
-    assert load_tokenizer(neither).pad_token is None
-    report = score_pairs(neither, _write(tmp_path / "pairs.jsonl", ROWS[:2]))
-    assert report.n_pairs == 2
-
-
-def test_chat_rows_need_a_chat_template(tmp_path):
-    model = _tokenizer_variant(tmp_path)
-    (model / "chat_template.jinja").unlink()
-    data = _write(tmp_path / "pairs.jsonl", [ROWS[0], ROWS[1]])
-    with pytest.raises(DataError, match=r"pairs.jsonl:2: .*no chat template"):
-        score_pairs(model, data)
-
-
-def test_chat_template_errors_name_the_line(tmp_path):
-    model = _tokenizer_variant(tmp_path)
-    (model / "chat_template.jinja").write_text("{{ raise_exception('roles must alternate') }}")
-    with pytest.raises(DataError, match=r"pairs.jsonl:1: .*rejected a user/assistant conversation \(roles must"):
-        score_pairs(model, _write(tmp_path / "pairs.jsonl", [ROWS[1]]))
+    base = B.llama_base(tmp_path / "base")
+    with pytest.raises(ArtifactError, match=r"LlamaForCausalLM: a base model without a trained reward head .*"
+                                            r"`basepick train`"):
+        score_file(base, _write(tmp_path / "pairs.jsonl", ROWS[:1]))
 
 
 def test_not_a_model_dir(tmp_path):
     with pytest.raises(ArtifactError, match="not a model directory: config.json is missing"):
-        score_pairs(tmp_path, _write(tmp_path / "pairs.jsonl", ROWS[:1]))
+        score_file(tmp_path, _write(tmp_path / "pairs.jsonl", ROWS[:1]))
 
 
 def test_multi_output_model_needs_weights(tmp_path):
@@ -177,10 +155,10 @@ def test_multi_output_model_needs_weights(tmp_path):
     config["id2label"] = {str(i): f"LABEL_{i}" for i in range(3)}
     (model / "config.json").write_text(json.dumps(config))
     data = _write(tmp_path / "pairs.jsonl", ROWS[:2])
-    with pytest.raises(DataError, match="has 3 reward outputs; pass 3 weights"):
-        score_pairs(model, data)
-    report = score_pairs(model, data, weights=[1.0, 0.0, 0.5])  # = 2 r
-    single = score_pairs(MODEL, data)
+    with pytest.raises(DataError, match="has 3 reward outputs and records no merge weights; pass --weights"):
+        score_file(model, data)
+    report = score_file(model, data, weights=[1.0, 0.0, 0.5])  # = 2 r
+    single = score_file(MODEL, data)
     for multi, one in zip(report.rows, single.rows):
         assert multi["chosen_score"] == pytest.approx(2 * one["chosen_score"], abs=1e-5)
         assert multi["rejected_scores"] == pytest.approx([one["rejected_score"], -one["rejected_score"],

@@ -37,7 +37,7 @@ def test_score_writes_out_file_and_prints_json_summary(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert summary["schema_version"] == 1 and summary["pairs"] == 2
+    assert summary["schema_version"] == 1 and summary["items"] == 2 and summary["schema"] == "trl"
     assert [r["id"] for r in rows] == ["a", "b"] and all("chosen_score" in r for r in rows)
     assert summary["accuracy"] == sum(r["chosen_score"] > r["rejected_score"] for r in rows) / 2
     assert set(summary["rewardbench"]["sections"]) == {"Chat", "Reasoning"}
@@ -55,7 +55,7 @@ def test_score_without_out_streams_rows_to_stdout(tmp_path):
     ("model", "lines", "fragment"),
     [
         (MODEL, [ROWS[0], "{broken"], "pairs.jsonl:2: not valid JSON"),
-        (MODEL, [{"chosen": "x"}], "pairs.jsonl:1: missing field 'rejected'"),
+        (MODEL, [{"chosen": "x"}], "pairs.jsonl:1: unknown row schema with columns ['chosen']"),
         (None, [ROWS[0]], "not a model directory"),
     ],
 )

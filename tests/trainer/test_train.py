@@ -53,7 +53,7 @@ def _val_pairs(ws):
     from trainer_jax.data import encode, schemas
 
     tok = load_tokenizer(ws / "base")
-    val = encode.tokenize_preferences(schemas.read_preferences(ws / "val.jsonl"), tok, encode.TokenizeConfig(max_length=64))
+    val = encode.tokenize_preferences(schemas.read_examples(ws / "val.jsonl", "preference").items, tok, encode.TokenizeConfig(max_length=64))
     return val
 
 
@@ -81,11 +81,12 @@ def test_exported_model_reproduces_accuracy_in_jax_and_transformers(trained, ws)
     summary = json.loads((run_dir / "summary.json").read_text())
     val = _val_pairs(ws)
     # JAX reload of the exported directory
-    from trainer_jax.evals.score import reward_pairs
+    from trainer_jax.evals.score import reward_sequences
     from trainer_jax.models.hf_import import load_reward_model
 
-    chosen, rejected = reward_pairs(load_reward_model(run_dir / "model"), val.sequences, batch_size=16)  # (N, 1)
-    jax_rewards = np.concatenate([chosen, rejected], axis=1)  # (N, 2)
+    flat = [seq for pair in val.sequences for seq in pair]  # chosen, rejected, chosen, ...
+    rewards = reward_sequences(load_reward_model(run_dir / "model"), flat, 16, (64,))  # (2N, 1)
+    jax_rewards = rewards[:, 0].reshape(-1, 2)  # (N, 2)
     assert np.mean(jax_rewards[:, 0] > jax_rewards[:, 1]) == pytest.approx(summary["best_accuracy"])
 
     pytest.importorskip("torch")
@@ -110,8 +111,9 @@ def test_exported_model_reproduces_accuracy_in_jax_and_transformers(trained, ws)
 def test_label_row_is_accepted_by_the_predictor(trained, tmp_path):
     result, run_dir, labels = trained
     (label,) = load_labels([labels])
+    # the fixture's RewardBench rows cover one subset per section: a partial evaluation, marked as such
     assert (label.model_id, label.recipe, label.train_data, label.eval) == (
-        MODEL_ID, "bradley_terry", "synthetic-marker", "rewardbench-v1")
+        MODEL_ID, "bradley_terry", "synthetic-marker", "rewardbench-v1-partial")
     rb = json.loads((run_dir / "rewardbench.json").read_text())
     assert label.values["score"] == pytest.approx(100 * rb["overall"], abs=1e-3)
     assert label.values["chat_hard"] == pytest.approx(100 * rb["sections"]["Chat Hard"], abs=1e-3)
@@ -126,7 +128,7 @@ def test_label_row_is_accepted_by_the_predictor(trained, tmp_path):
     seed.write_text(labels.read_text())
     append_label(seed, {"model_id": "x/y", "recipe": "regression", "train_data": "d", "eval": "rewardbench-v1",
                         "chat": 1.0, "chat_hard": 2.0, "safety": 3.0, "reasoning": 4.0, "score": 2.5})
-    assert append_label(seed, {**dict(row), "score": "50.0"})
+    assert append_label(seed, {**dict(row), **dict.fromkeys(("chat", "chat_hard", "safety", "reasoning", "score"), "50.0")})
     assert sorted(lab.model_id for lab in load_labels([seed])) == sorted([MODEL_ID, "x/y"])
 
 

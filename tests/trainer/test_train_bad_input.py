@@ -58,7 +58,7 @@ def test_empty_data(run, ws, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     result = _train(run, ws, tmp_path / "run", data=empty)
-    assert_one_line_error(result, "no preference rows")
+    assert_one_line_error(result, "no rows")
     assert _no_run_dir(tmp_path)
 
 

@@ -64,11 +64,13 @@ def test_regression_recipe_with_lr_sweep(tmp_path_factory, tmp_path):
     result = train(ws / "base", ws / "hs2.jsonl", ws / "val.jsonl", tmp_path / "reg", config, lrs=[1e-3, 1e-9])
     assert result.finished and [r["lr"] for r in result.runs] == [1e-3, 1e-9]
     assert result.lr == 1e-3 and result.best_accuracy == max(r["best_accuracy"] for r in result.runs)
-    weights = np.array(result.merge_weights)
+    assert list(result.merge_weights) == ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
+    weights = np.array(list(result.merge_weights.values()))
     assert weights.shape == (5,) and (weights[:4] >= 0).all() and weights[4] <= 0
     assert np.isclose(np.abs(weights).sum(), 1.0)
     assert {p.name for p in (tmp_path / "reg").iterdir()} >= {"lr-1.0e-03", "lr-1.0e-09", "model", "metrics.jsonl"}
-    assert read_model_dir(tmp_path / "reg" / "model").num_labels == 5
+    exported = read_model_dir(tmp_path / "reg" / "model")  # the merge weights folded into one reward
+    assert exported.num_labels == 1 and exported.hf_config["basepick_merge_weights"] == result.merge_weights
     records = [json.loads(line) for line in (tmp_path / "reg" / "metrics.jsonl").read_text().splitlines()]
     assert {r["lr"] for r in records} == {1e-3, 1e-9}
     assert all("merge_weights" in r for r in records if "eval_accuracy" in r)

@@ -45,7 +45,7 @@ def _one_step(base, **overrides):
     ids = np.concatenate([IDS, IDS[::-1]])  # (2B, T): chosen rows, then rejected rows
     mask = np.concatenate([MASK, MASK[::-1]])
     before = jax.tree.map(np.array, params)  # copies: params are donated
-    params, opt_state, metrics = step(params, opt_state, ids, mask, np.ones(2, bool), np.zeros((2, 0), np.float32))
+    params, opt_state, metrics = step(params, opt_state, ids, mask, np.ones(2, bool), np.zeros(2, np.float32))
     return before, params, opt_state, metrics
 
 

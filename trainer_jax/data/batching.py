@@ -43,6 +43,7 @@ class Batch:
     input_ids: np.ndarray  # (2B, T) int32 for pairs (rows b and B+b are one pair); (B, T) for regression
     attention_mask: np.ndarray  # same shape, int32, 1 on real tokens (right padding)
     targets: np.ndarray | None  # (B, 5) float32 regression targets; None for pairs
+    margins: np.ndarray | None  # (B,) float32 Bradley-Terry margins of pairs (0 on filler rows); None for regression
     valid: np.ndarray  # (B,) bool, False on filler rows that complete a short last batch
     indices: np.ndarray  # (B,) int64 example index into TokenizedData, -1 on filler rows
     position: DataPosition  # the stream position after this batch (checkpoint this)
@@ -82,11 +83,14 @@ def make_batch(data: TokenizedData, idx: np.ndarray, config: BatchConfig, positi
             mask[side * bsz + b, : len(seq)] = 1
     indices = np.full(bsz, -1, dtype=np.int64)  # (B,)
     indices[: len(idx)] = idx
-    targets = None
+    targets = margins = None
     if data.targets is not None:
         targets = np.zeros((bsz, data.targets.shape[1]), dtype=np.float32)  # (B, 5)
         targets[: len(idx)] = data.targets[idx]
-    return Batch(input_ids, mask, targets, indices >= 0, indices, position)
+    if data.margins is not None:
+        margins = np.zeros(bsz, dtype=np.float32)  # (B,)
+        margins[: len(idx)] = data.margins[idx]
+    return Batch(input_ids, mask, targets, margins, indices >= 0, indices, position)
 
 
 def default_buckets(max_length: int) -> tuple[int, ...]:

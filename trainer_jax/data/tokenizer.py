@@ -5,8 +5,7 @@ is used as it comes. An exported model is different: transformers' ``*ForSequenc
 at the last token that is not ``config.pad_token_id``. If that id can occur in text, e.g. pad == eos
 with a chat template that ends every turn with eos (Llama-3-Instruct, Mistral), transformers pools one
 token early and its rewards differ from the trainer's. ``choose_pad_token`` picks, before training, a pad
-token that never occurs in the data, or refuses. Plain text is encoded exactly as the tokenizer does by
-default (special tokens included); chat messages go through the tokenizer's chat template.
+token that never occurs in the data, or refuses. Encoding lives in ``trainer_jax.data.encode``.
 """
 
 from __future__ import annotations
@@ -15,16 +14,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from predictor.errors import ArtifactError, DataError
+from predictor.errors import ArtifactError
 from trainer_jax import require_train_extra
-
-Messages = list[dict[str, str]]  # [{"role": "user", "content": "..."}, ...]
 
 
 def load_tokenizer(model_dir: str | Path):
-    """``AutoTokenizer.from_pretrained(model_dir)`` from local files, with a pad token guaranteed."""
+    """``AutoTokenizer.from_pretrained(model_dir)`` from local files only; ArtifactError naming the problem."""
     require_train_extra()
     from transformers import AutoTokenizer
 
@@ -84,33 +80,3 @@ def choose_pad_token(tok, vocab_size: int, used_ids: Iterable[int] = ()) -> PadT
         "eos or occur in the data, and its vocabulary fills the embedding; transformers would pool at the "
         "wrong token. Set a pad_token that never occurs in text in the base model's tokenizer_config.json"
     )
-
-
-def encode_text(tok, text: str) -> list[int]:
-    """Token ids of plain text, exactly as ``tok(text)`` gives them (default special tokens)."""
-    return list(tok(text)["input_ids"])
-
-
-def check_messages(value: Any) -> Messages | None:
-    """The value as a chat message list, or None if it is not one (list of {role, content} strings)."""
-    if not isinstance(value, list) or not value:
-        return None
-    for message in value:
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            return None
-        if not isinstance(message.get("content"), str):
-            return None
-    return [{"role": m["role"], "content": m["content"]} for m in value]
-
-
-def encode_chat(tok, messages: Messages) -> list[int]:
-    """Token ids of a conversation rendered with the tokenizer's chat template (no generation prompt)."""
-    if not getattr(tok, "chat_template", None):
-        raise DataError("this row holds chat messages but the model's tokenizer has no chat template")
-    try:
-        encoded = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=False, return_dict=True)
-    except Exception as exc:  # jinja errors, e.g. a template that refuses a system turn or non-alternating roles
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        roles = "/".join(m["role"] for m in messages)
-        raise DataError(f"the tokenizer's chat template rejected a {roles} conversation ({reason})") from None
-    return list(encoded["input_ids"])

@@ -341,7 +341,8 @@ def probe(
         raise DataError("--tokens must be >= 2, --batch-size and --docs-per-domain >= 1")
     import jax.numpy as jnp
 
-    from trainer_jax.data.tokenizer import encode_text, load_tokenizer
+    from trainer_jax.data.encode import encode
+    from trainer_jax.data.tokenizer import load_tokenizer
     from trainer_jax import enable_compile_cache
     from trainer_jax.models.attention import choose_attention
     from trainer_jax.models.hf_import import load_causal_lm, read_model_dir
@@ -357,7 +358,7 @@ def probe(
     tok = load_tokenizer(model_dir)
     encoded: dict[str, list[list[int]]] = {}
     for domain, texts in corpus.items():
-        encoded[domain] = [encode_text(tok, text)[:tokens] for text in texts]  # (n,) ids, n <= N
+        encoded[domain] = [ids[:tokens] for ids in encode(tok, texts)]  # (n,) ids, n <= N: plain text as tok(text)
         if all(len(ids) < 2 for ids in encoded[domain]):
             raise DataError(f"{corpus_path}: domain {domain!r} has no document of at least 2 tokens to score")
 

@@ -117,6 +117,12 @@ class RewardBenchResult:
         """True when every official subset was scored."""
         return not self.missing
 
+    @property
+    def partial(self) -> bool:
+        """True when an official subset is missing or holds fewer prompts than the official set."""
+        official = V1_ROW_COUNTS if self.version == "v1" else V2_ROW_COUNTS
+        return not self.complete or any(self.counts.get(s, 0) < n for s, n in official.items())
+
     def label_scores(self) -> dict[str, float | None]:
         """v1 section scores and overall in percent, keyed as basepick's label schema."""
         if self.version != "v1":

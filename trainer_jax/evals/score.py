@@ -1,12 +1,14 @@
-"""``basepick score``: reward every chosen/rejected pair of a JSONL file with a reward-model directory.
+"""``basepick score``: reward every completion of a data file with a trained reward model.
 
-Row formats (one JSON object per line):
-* ``{"chosen": "text", "rejected": "text"}``: plain text, tokenized as ``tokenizer(text)`` does;
-* ``{"chosen": [messages], "rejected": [messages]}``: chat message lists, via the chat template;
-* ``{"prompt": "text" | [messages], "chosen": "text" | [messages], "rejected": ...}``: the prompt as a
-  user turn (or the given turns), each response as an assistant turn, via the chat template.
-Optional ``id`` and ``subset`` fields are copied to the output; when every row has a ``subset`` the
-RewardBench v1 sections are computed (``trainer_jax.evals.rewardbench.score_v1``).
+Reads any file and schema ``trainer_jax.data.schemas`` knows (pairs: TRL, HH-RLHF, RewardBench v1,
+HelpSteer2-Preference; best-of-n: RewardBench 2) through the same rendering and tokenization as
+``train``, left-truncating each completion to ``max_length`` tokens as reward-bench does. Reports pairwise
+accuracy (a tie is wrong), and RewardBench v1 sections when every pair names its subset, or the
+RewardBench 2 score for RewardBench 2 rows (``trainer_jax.evals.rewardbench``).
+
+A model directory must hold a trained head (``*ForSequenceClassification``): a base ``*ForCausalLM``
+would be scored with a random head, so it is refused. A multi-output (5-attribute) head is scalarised by
+``weights``, by default the merge weights ``train`` recorded in its config.json.
 """
 
 from __future__ import annotations
@@ -18,132 +20,80 @@ from typing import Any
 
 from predictor.errors import ArtifactError, DataError
 from trainer_jax import require_train_extra
-from trainer_jax.data.readers import read_jsonl
-from trainer_jax.data.tokenizer import (
-    check_messages,
-    encode_chat,
-    encode_text,
-    load_tokenizer,
-)
 
 SCHEMA_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
 class ScoreReport:
-    n_pairs: int  # rows scored
-    accuracy: float  # share of rows with chosen_score > rejected_score (a tie is wrong), 0-1
-    mean_margin: float  # mean of chosen_score - rejected_score, reward units
+    n_items: int  # prompts scored (pairs, or best-of-n prompts)
+    schema: str  # the row schema the file was read as
+    accuracy: float  # share of prompts whose every chosen completion beats every rejected one (ties wrong)
+    mean_margin: float  # mean of (worst chosen - best rejected) reward, reward units
+    counts: dict[str, int]  # rows read, kept, dropped (and why), completions truncated
     out_path: str | None  # where the per-row scores were written, None if not written
-    rewardbench: Any  # trainer_jax.evals.rewardbench.RewardBenchResult (v1) when rows carry a subset, else None
-    rows: tuple[dict[str, Any], ...] = dataclasses.field(repr=False)  # per input row, in input order
+    rewardbench: Any  # RewardBenchResult (v1 or v2) when the rows carry RewardBench subsets, else None
+    rows: tuple[dict[str, Any], ...] = dataclasses.field(repr=False)  # per item, in input order
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary with ``schema_version`` (per-row scores are in ``rows`` / the out file)."""
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "pairs": self.n_pairs,
-            "accuracy": self.accuracy,
-            "mean_margin": self.mean_margin,
-            "out": self.out_path,
-            "rewardbench": None if self.rewardbench is None else self.rewardbench.to_dict(),
-        }
+        return {"schema_version": SCHEMA_VERSION, "items": self.n_items, "schema": self.schema,
+                "accuracy": self.accuracy, "mean_margin": self.mean_margin, "counts": self.counts,
+                "out": self.out_path, "rewardbench": None if self.rewardbench is None else self.rewardbench.to_dict()}
 
 
-def read_pairs(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) for every non-blank line of a JSONL(.gz) file; DataError naming bad lines."""
-    rows = list(read_jsonl(path))
-    if not rows:
-        raise DataError(f"{path}: no rows to score")
-    return rows
-
-
-def _turns(value: Any, role: str) -> list[dict[str, str]] | None:
-    if isinstance(value, str):
-        return [{"role": role, "content": value}]
-    return check_messages(value)
-
-
-def encode_row(tok, row: dict[str, Any], where: str) -> tuple[list[int], list[int]]:
-    """Token ids of (chosen, rejected) for one row; DataError prefixed with ``where`` (file:line)."""
-    for field in ("chosen", "rejected"):
-        if field not in row:
-            raise DataError(f"{where}: missing field '{field}'")
-    chosen, rejected, prompt = row["chosen"], row["rejected"], row.get("prompt")
-    try:
-        if prompt is None and isinstance(chosen, str) and isinstance(rejected, str):
-            ids = encode_text(tok, chosen), encode_text(tok, rejected)
-        elif prompt is None:
-            c, r = check_messages(chosen), check_messages(rejected)
-            if c is None or r is None:
-                raise DataError(
-                    "'chosen' and 'rejected' must both be strings or both lists of {role, content} messages"
-                )
-            ids = encode_chat(tok, c), encode_chat(tok, r)
-        else:
-            turns = _turns(prompt, "user")
-            c, r = _turns(chosen, "assistant"), _turns(rejected, "assistant")
-            if turns is None or c is None or r is None:
-                raise DataError(
-                    "'prompt', 'chosen' and 'rejected' must be strings or lists of {role, content} messages"
-                )
-            ids = encode_chat(tok, turns + c), encode_chat(tok, turns + r)
-    except DataError as exc:
-        if str(exc).startswith(where):
-            raise
-        raise DataError(f"{where}: {exc}") from None
-    for field, seq in zip(("chosen", "rejected"), ids):
-        if not seq:
-            raise DataError(f"{where}: '{field}' encodes to no tokens")
-    return ids
-
-
-def _bucket(n: int) -> int:
-    """Padded length for n tokens: powers of two from 16 to 128, then multiples of 128 (few compilations)."""
-    if n <= 128:
-        return max(16, 1 << (n - 1).bit_length())
-    return -(-n // 128) * 128
-
-
-def reward_pairs(model, encoded: Sequence[tuple[Sequence[int], Sequence[int]]], batch_size: int):
-    """Rewards of (chosen ids, rejected ids) pairs -> chosen, rejected arrays (N, num_labels) float32.
-
-    Pairs are sorted by length (longest first) and padded to a few bucketed lengths; every batch holds
-    ``batch_size`` pairs (filler rows are dropped) and chosen + rejected go through one forward pass.
-    """
+def reward_sequences(model, sequences: Sequence[Sequence[int]], rows: int, buckets: tuple[int, ...]):
+    """Rewards (N, num_labels) float32 of token sequences, ``rows`` per forward pass, longest first, padded
+    to the few bucket lengths (bounded compilations); filler rows hold one token and are dropped."""
     import jax
     import jax.numpy as jnp
     import numpy as np
     from flax import nnx
 
-    from trainer_jax.models.heads import pair_rewards
+    from trainer_jax.data.batching import bucket_length
 
     graphdef, state = nnx.split(model)
 
     @jax.jit
-    def forward(state, c_ids, c_mask, r_ids, r_mask):
-        return pair_rewards(nnx.merge(graphdef, state), c_ids, c_mask, r_ids, r_mask)  # 2 x (B, L)
+    def forward(state, ids, mask):
+        return nnx.merge(graphdef, state)(ids, mask)  # (rows, L)
 
-    n = len(encoded)
-    chosen = np.zeros((n, model.num_labels), np.float32)  # (N, L)
-    rejected = np.zeros((n, model.num_labels), np.float32)  # (N, L)
-    longest = [max(len(c), len(r)) for c, r in encoded]  # (N,) tokens
-    order = sorted(range(n), key=lambda i: -longest[i])
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        arrays = np.zeros((4, batch_size, _bucket(longest[idx[0]])), np.int32)  # c ids, c mask, r ids, r mask
-        arrays[1, :, 0] = arrays[3, :, 0] = 1  # filler rows hold one token so that no row is empty
+    n = len(sequences)
+    out = np.zeros((n, model.num_labels), np.float32)  # (N, L)
+    order = sorted(range(n), key=lambda i: -len(sequences[i]))
+    for start in range(0, n, rows):
+        idx = order[start : start + rows]
+        t = bucket_length(len(sequences[idx[0]]), buckets)
+        ids = np.zeros((rows, t), np.int32)  # (rows, T) right-padded
+        mask = np.zeros((rows, t), np.int32)
+        mask[:, 0] = 1  # filler rows hold one token so that no row is empty
         for b, i in enumerate(idx):
-            for side, seq in enumerate(encoded[i]):
-                arrays[2 * side, b, : len(seq)] = seq
-                arrays[2 * side + 1, b, : len(seq)] = 1
-        rc, rr = forward(state, *(jnp.asarray(a) for a in arrays))
-        chosen[idx] = np.asarray(rc)[: len(idx)]
-        rejected[idx] = np.asarray(rr)[: len(idx)]
-    return chosen, rejected
+            ids[b, : len(sequences[i])] = sequences[i]
+            mask[b, : len(sequences[i])] = 1
+        out[idx] = np.asarray(forward(state, jnp.asarray(ids), jnp.asarray(mask)))[: len(idx)]
+    return out
 
 
-def score_pairs(
+def _head_weights(src, weights: Sequence[float] | None, model_dir) -> list[float]:
+    """The weights that turn the model's outputs into one reward; DataError when they cannot."""
+    from trainer_jax.models.hf_export import MERGE_KEY
+
+    n = src.num_labels
+    if weights is None:
+        recorded = src.hf_config.get(MERGE_KEY) or {}
+        names = [(src.hf_config.get("id2label") or {}).get(str(i)) for i in range(n)]
+        if n > 1 and all(name in recorded for name in names):
+            return [float(recorded[name]) for name in names]  # in output order (config.json sorts its keys)
+        if n > 1:
+            raise DataError(f"{model_dir} has {n} reward outputs and records no merge weights; pass --weights "
+                            f"with {n} numbers")
+        return [1.0]
+    if len(weights) != n:
+        raise DataError(f"--weights has {len(weights)} values but {model_dir} has {n} reward output(s)")
+    return list(weights)
+
+
+def score_file(
     model_dir: str | Path,
     data: str | Path,
     *,
@@ -151,74 +101,91 @@ def score_pairs(
     batch_size: int = 8,
     dtype: str = "float32",
     weights: Sequence[float] | None = None,
+    schema: str | None = None,
+    split: str | None = None,
+    max_length: int = 2048,
     note: Callable[[str], None] = lambda message: None,
 ) -> ScoreReport:
-    """Score every pair of ``data`` with the reward model in ``model_dir``; write per-row scores to ``out``.
+    """Score every completion of ``data`` with the reward model in ``model_dir``; per-row scores to ``out``.
 
-    ``batch_size`` counts pairs (each forward pass holds 2 * batch_size sequences, chosen and rejected
-    together). ``weights`` scalarises a multi-output (regression) model; required when it has > 1 output.
+    ``batch_size`` counts pairs: a forward pass holds ``2 * batch_size`` sequences.
     """
     require_train_extra()
     if batch_size < 1:
         raise DataError(f"batch size must be at least 1, got {batch_size}")
+    if max_length < 1:
+        raise DataError(f"--max-length must be at least 1, got {max_length}")
     import jax.numpy as jnp
     import numpy as np
 
     from trainer_jax import enable_compile_cache
+    from trainer_jax.data.batching import default_buckets
+    from trainer_jax.data.encode import tokenize_items
+    from trainer_jax.data.schemas import read_examples
+    from trainer_jax.data.tokenizer import load_tokenizer
+    from trainer_jax.evals import rewardbench
     from trainer_jax.models.attention import choose_attention
     from trainer_jax.models.hf_import import load_reward_model, read_model_dir
 
-    read_model_dir(model_dir)  # a bad model directory is reported before any data work
-    rows = read_pairs(data)
+    src = read_model_dir(model_dir)  # a bad model directory is reported before any data work
+    if not src.is_classifier:
+        raise ArtifactError(f"{model_dir} is a {src.architecture}: a base model without a trained reward head (it "
+                            "would score with a random one); train a reward model on it with `basepick train`")
+    w = np.asarray(_head_weights(src, weights, model_dir), np.float32)  # (L,)
+    examples = read_examples(data, "score", schema=schema, split=split)
+    named = [item.subset is not None for item in examples.items]
+    if any(named) and not all(named):
+        first = examples.items[named.index(False)]
+        raise DataError(f"{first.where}: column 'subset' is missing while other rows name their RewardBench subset; "
+                        "give every row one, or none")
     tok = load_tokenizer(model_dir)
-    encoded = [encode_row(tok, row, f"{data}:{lineno}") for lineno, row in rows]
-    subsets = [row.get("subset") for _, row in rows]
-    if any(s is not None for s in subsets) and not all(isinstance(s, str) for s in subsets):
-        lineno = next(ln for (ln, _), s in zip(rows, subsets) if not isinstance(s, str))
-        raise DataError(f"{data}:{lineno}: 'subset' missing or not a string while other rows carry one")
+    encoded, truncated = tokenize_items(examples.items, tok, max_length)
+    counts = {**examples.counts, "completions_truncated": truncated}
+    if truncated:
+        note(f"{truncated} completion(s) longer than --max-length {max_length} kept their last {max_length} tokens")
 
     enable_compile_cache()
     model = load_reward_model(model_dir, dtype=jnp.dtype(dtype))
     note(choose_attention(model.cfg, jnp.dtype(dtype)).describe())
-    if model.num_labels > 1 and (weights is None or len(weights) != model.num_labels):
-        raise DataError(f"{model_dir} has {model.num_labels} reward outputs; pass {model.num_labels} weights")
-    w = np.asarray(weights if weights is not None else [1.0], dtype=np.float32)  # (L,)
-
-    chosen_out, rejected_out = reward_pairs(model, encoded, batch_size)  # (N, L) each
-    chosen_score, rejected_score = chosen_out @ w, rejected_out @ w  # (N,) scalar rewards
-    if not (np.all(np.isfinite(chosen_score)) and np.all(np.isfinite(rejected_score))):
+    flat = [seq for seqs in encoded for seq in seqs]
+    outputs = reward_sequences(model, flat, 2 * batch_size, default_buckets(max_length))  # (S, L)
+    scores = outputs @ w  # (S,) one reward per completion
+    if not np.all(np.isfinite(scores)):
         raise ArtifactError(f"{model_dir} produced non-finite rewards; check the model weights and dtype")
-    records = []
-    for k, (_, row) in enumerate(rows):
-        record = {key: row[key] for key in ("id", "subset") if key in row}
-        record.update(chosen_score=float(chosen_score[k]), rejected_score=float(rejected_score[k]))
-        if model.num_labels > 1:
-            record.update(chosen_scores=chosen_out[k].tolist(), rejected_scores=rejected_out[k].tolist())
+    records, gaps, k = [], [], 0
+    for item in examples.items:
+        nc, nr = len(item.chosen), len(item.rejected)
+        chosen, rejected = scores[k : k + nc], scores[k + nc : k + nc + nr]
+        gaps.append(float(chosen.min() - rejected.max()))  # worst chosen minus best rejected
+        record = {key: value for key, value in (("id", item.id), ("subset", item.subset)) if value is not None}
+        if nc == nr == 1:
+            record.update(chosen_score=float(chosen[0]), rejected_score=float(rejected[0]))
+            if model.num_labels > 1:
+                record.update(chosen_scores=outputs[k].tolist(), rejected_scores=outputs[k + 1].tolist())
+        else:
+            record.update(scores_chosen=chosen.tolist(), scores_rejected=rejected.tolist())
         records.append(record)
-
-    from trainer_jax.evals import rewardbench
-
+        k += nc + nr
     if out is not None:
         rewardbench.write_jsonl_atomic(out, records)
-    rb = rewardbench.score_v1(records, source=str(data)) if subsets and all(subsets) else None
-    margin = chosen_score - rejected_score  # (N,)
-    return ScoreReport(
-        n_pairs=len(rows),
-        accuracy=float(np.mean(margin > 0)),
-        mean_margin=float(np.mean(margin)),
-        out_path=None if out is None else str(out),
-        rewardbench=rb,
-        rows=tuple(records),
-    )
+    rb = None
+    if examples.schema == "rewardbench2":
+        rb = rewardbench.score_v2(records, source=str(data))
+    elif all(item.subset is not None for item in examples.items):
+        rb = rewardbench.score_v1(records, source=str(data))
+    gaps = np.asarray(gaps)  # (N,)
+    return ScoreReport(len(records), examples.schema, float(np.mean(gaps > 0)), float(np.mean(gaps)), counts,
+                       None if out is None else str(out), rb, tuple(records))
 
 
 def render_table(report: ScoreReport) -> str:
     """The summary as plain aligned text (the rows are JSON lines)."""
-    lines = [f"pairs        {report.n_pairs}", f"accuracy     {100 * report.accuracy:.2f}%",
+    lines = [f"prompts      {report.n_items} ({report.schema} rows)", f"accuracy     {100 * report.accuracy:.2f}%",
              f"mean margin  {report.mean_margin:.4f}"]
     rb = report.rewardbench
     if rb is not None:
-        lines.append("RewardBench v1" + ("" if rb.complete else " (partial: some subsets missing)"))
-        lines += [f"  {section:<11}{100 * value:.2f}" for section, value in rb.sections.items()]
-        lines.append(f"  {'Score':<11}" + ("n/a" if rb.overall is None else f"{100 * rb.overall:.2f}"))
+        title = "RewardBench v1" if rb.version == "v1" else "RewardBench 2"
+        lines.append(title + ("" if rb.complete else " (partial: some subsets missing)"))
+        lines += [f"  {section:<19}{100 * value:.2f}" for section, value in rb.sections.items()]
+        lines.append(f"  {'Score':<19}" + ("n/a" if rb.overall is None else f"{100 * rb.overall:.2f}"))
     return "\n".join(lines)

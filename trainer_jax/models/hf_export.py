@@ -38,6 +38,7 @@ from trainer_jax.models.heads import RewardModel
 from trainer_jax.models.keymap import Entry, reward_entries
 
 SHARD_BYTES = 4 * 2**30  # largest weights file written
+MERGE_KEY = "basepick_merge_weights"  # config.json: output name -> weight of a merged regression head
 
 
 def host_array(value: jax.Array) -> np.ndarray:
@@ -81,14 +82,23 @@ def reward_tensors(model: RewardModel) -> Iterator[tuple[str, np.ndarray]]:
     return hf_tensors(model, reward_entries(model.cfg))
 
 
+def _fold(tensors: Iterator[tuple[str, np.ndarray]], weights: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """The head's (L, D) ``score.weight`` replaced by the merged (1, D) ``weights @ W``; the rest unchanged."""
+    for key, array in tensors:
+        yield key, (weights[None, :] @ array).astype(np.float32) if key == "score.weight" else array
+
+
 def classifier_config(
-    source_config: dict[str, Any], family: str, num_labels: int, pad_token_id: int | None
+    source_config: dict[str, Any], family: str, num_labels: int, pad_token_id: int | None,
+    label_names: list[str] | None = None,
 ) -> dict[str, Any]:
     """The source config.json rewritten for ``{Family}ForSequenceClassification`` with num_labels outputs."""
     cfg = dict(source_config)
     cfg["architectures"] = [f"{CLASS_PREFIX[family]}ForSequenceClassification"]
     old = source_config.get("id2label") or {}
     id2label = old if len(old) == num_labels else {str(i): f"LABEL_{i}" for i in range(num_labels)}
+    if label_names:
+        id2label = {str(i): name for i, name in enumerate(label_names)}
     cfg["id2label"] = {str(k): v for k, v in id2label.items()}
     cfg["label2id"] = {v: int(k) for k, v in cfg["id2label"].items()}
     cfg["num_labels"] = num_labels
@@ -156,12 +166,18 @@ def export_reward_model(
     source_dir: str | Path,
     overwrite: bool = False,
     pad: PadToken | None = None,
+    merge: dict[str, float] | None = None,
+    fold: bool = True,
     shard_bytes: int = SHARD_BYTES,
 ) -> Path:
     """Write ``model`` as a HF classifier directory at out_dir; config and tokenizer come from source_dir.
 
     ``pad``: the pad token to declare (``train`` chooses it against its data before training); default
-    ``choose_pad_token`` without data. Every process of a multi-host run must call this; process 0 writes.
+    ``choose_pad_token`` without data. ``merge``: output name -> weight of a multi-output (regression)
+    head; with ``fold`` the weights are folded into the head (``score.weight`` becomes ``w @ W``: one
+    output that every tool reads as the reward), else the outputs keep their names and config.json
+    records the weights (``basepick score`` applies them). Every process of a multi-host run must call
+    this; process 0 writes.
     """
     require_train_extra()
     source, out = Path(source_dir), Path(out_dir)
@@ -171,7 +187,13 @@ def export_reward_model(
     src_config = read_config_json(source)
     if pad is None:
         pad = choose_pad_token(load_tokenizer(source), model.cfg.vocab_size)
-    config = classifier_config(src_config, model.cfg.family, model.num_labels, pad.id)
+    if merge is not None and len(merge) != model.num_labels:
+        raise ArtifactError(f"{len(merge)} merge weights for a head of {model.num_labels} outputs")
+    folded = merge is not None and fold
+    config = classifier_config(src_config, model.cfg.family, 1 if folded else model.num_labels, pad.id,
+                               None if folded else list(merge or ()))
+    if merge is not None:
+        config[MERGE_KEY] = {k: float(v) for k, v in merge.items()}
 
     tmp = None
     if main:
@@ -179,6 +201,8 @@ def export_reward_model(
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         tensors = reward_tensors(model)
+        if folded:
+            tensors = _fold(tensors, np.asarray(list(merge.values()), np.float32))
         if not main:
             for _ in tensors:  # take part in every gather; write nothing
                 pass

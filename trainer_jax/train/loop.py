@@ -104,7 +104,7 @@ def make_optimizer(config: TrainConfig, lr: float, sched: Schedule) -> optax.Gra
 class Steps:
     """The jitted functions of a run (or a whole LR sweep), made once by ``build_steps``."""
 
-    train_step: Callable  # (params, opt_state, ids, mask, valid, targets) -> (params, opt_state, metrics)
+    train_step: Callable  # (params, opt_state, ids, mask, valid, labels) -> (params, opt_state, metrics)
     forward: Callable  # (params, ids, mask) -> rewards (rows, L) float32, replicated on every process
     init_opt: Callable  # (params, lr) -> optimizer state with the mesh's shardings
     shardings: Any  # (params, optimizer state) NamedShardings
@@ -120,17 +120,18 @@ def build_steps(graphdef, params, rest, config: TrainConfig, sched: Schedule, me
     shardings = M.tree_shardings(mesh, (params, jax.eval_shape(tx.init, params)))
     compiled: Counter = Counter()
 
-    def loss_fn(params, ids, mask, valid, targets):
+    def loss_fn(params, ids, mask, valid, labels):
+        """labels: (B, 5) regression targets, or (B,) Bradley-Terry margins of the pairs."""
         model = nnx.merge(graphdef, params, rest)
         rewards = model(ids, mask, run)  # (2B, 1) pairs or (B, 5) regression
         if regression:
-            return L.regression(rewards, targets, valid)
+            return L.regression(rewards, labels, valid)
         b = valid.shape[0]
-        return L.bradley_terry(rewards[:b], rewards[b:], valid, center_coef=config.center_coef)
+        return L.bradley_terry(rewards[:b], rewards[b:], valid, margin=labels, center_coef=config.center_coef)
 
-    def train_step(params, opt_state, ids, mask, valid, targets):
+    def train_step(params, opt_state, ids, mask, valid, labels):
         compiled["train_step"] += 1  # runs while tracing only
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(params, ids, mask, valid, targets)
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(params, ids, mask, valid, labels)
         updates, opt_state = tx.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         params, opt_state = jax.lax.with_sharding_constraint((params, opt_state), shardings)
@@ -260,8 +261,8 @@ def run(steps: Steps, params, train: TokenizedData, val: TokenizedData, config: 
             started, group_metrics, group_tokens = time.perf_counter(), [], 0
             for _ in range(k):
                 batch = next(stream)
-                targets = batch.targets if regression else np.zeros((batch.valid.shape[0], 0), np.float32)
-                arrays = [M.shard_batch(mesh, a) for a in (batch.input_ids, batch.attention_mask, batch.valid, targets)]
+                labels = batch.targets if regression else batch.margins  # (B, 5) or (B,)
+                arrays = [M.shard_batch(mesh, a) for a in (batch.input_ids, batch.attention_mask, batch.valid, labels)]
                 params, opt_state, metrics = steps.train_step(params, opt_state, *arrays)
                 group_metrics.append(metrics)
                 group_tokens += int(batch.attention_mask.sum())

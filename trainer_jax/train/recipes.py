@@ -57,6 +57,12 @@ class TrainConfig:
     max_steps: int | None = None  # stop training after this many optimizer steps (None: all epochs)
     halt_after: int | None = None  # preemption drill: checkpoint and stop unfinished after this many steps
     mesh_data: int = 1  # size of the "data" mesh axis; "fsdp" takes the remaining devices
+    schema: str | None = None  # row schema of the training data (None: recognised from its columns)
+    eval_schema: str | None = None  # same for the validation data
+    split: str | None = "train"  # HelpSteer2-Preference rows of the training data: this split only (None: all)
+    eval_split: str | None = "val"  # and of the validation data
+    strength_margin: bool = False  # HelpSteer2-Preference: |preference_strength| as the Bradley-Terry margin
+    attribute_head: bool = False  # regression: export the 5-attribute head (default: one merged reward)
 
     @property
     def accum_steps(self) -> int:

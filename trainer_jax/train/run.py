@@ -31,6 +31,7 @@ from typing import Callable
 
 from predictor.errors import ArtifactError, DataError
 from trainer_jax import enable_compile_cache, require_train_extra
+from trainer_jax.data.schemas import ATTRIBUTES
 from trainer_jax.train.recipes import TrainConfig, check_config
 
 SCHEMA_VERSION = 1
@@ -45,7 +46,7 @@ class TrainResult:
     finished: bool  # False: stopped early (resume with resume=True)
     lr: float | None  # learning rate of the exported model
     best_accuracy: float | None  # its validation accuracy, 0-1
-    merge_weights: list[float] | None  # regression: weights that scalarise the 5 outputs
+    merge_weights: dict[str, float] | None  # regression: attribute -> weight that scalarises the 5 outputs
     runs: list[dict] = field(default_factory=list)  # one summary per learning rate
     data: dict = field(default_factory=dict)  # example counts (kept, filtered, truncated)
     runtime: dict = field(default_factory=dict)  # attention kernel, compiled programs, pad token, checkpoint sizes
@@ -65,42 +66,47 @@ def _run_name(lr: float, n_lrs: int) -> str:
     return f"lr-{lr:.1e}" if n_lrs > 1 else "run"
 
 
-def _preflight_rewardbench(path: Path, tok, need_all_sections: bool) -> list[int]:
+def _preflight_rewardbench(path: Path, tok, for_label: bool) -> list[int]:
     """DataError now, not after training, for an unreadable RewardBench file or one that cannot label.
 
-    Returns every token id its rows encode to (the exported model's pad id must be none of them).
+    Returns every token id its completions encode to (the exported model's pad id must be none of them).
     """
+    from trainer_jax.data.encode import tokenize_items
+    from trainer_jax.data.schemas import read_examples
     from trainer_jax.evals import rewardbench
-    from trainer_jax.evals.score import encode_row, read_pairs
 
-    rows = read_pairs(path)
-    used: set[int] = set()
-    for lineno, row in rows:
-        if not isinstance(row.get("subset"), str):
-            raise DataError(f"{path}:{lineno}: RewardBench rows need a 'subset' string")
-        for ids in encode_row(tok, row, f"{path}:{lineno}"):
-            used.update(ids)
-    dummy = [{"subset": r["subset"], "id": r.get("id", n), "chosen_score": 0.0, "rejected_score": 0.0}
-             for n, r in rows]
+    examples = read_examples(path, "score")
+    missing_subset = next((i for i, item in enumerate(examples.items) if item.subset is None), None)
+    if missing_subset is not None or examples.schema == "rewardbench2":
+        raise DataError(f"{path}: --rewardbench needs RewardBench v1 rows, each naming its 'subset' "
+                        f"(read as {examples.schema} rows)")
+    encoded, _ = tokenize_items(examples.items, tok, 10**9)
+    dummy = [{"subset": item.subset, "id": item.id or str(n), "chosen_score": 0.0, "rejected_score": 0.0}
+             for n, item in enumerate(examples.items)]
     result = rewardbench.score_v1(dummy, source=str(path))
-    if need_all_sections and result.overall is None:
-        missing = ", ".join(s for s, subsets in result.missing.items() if s not in result.sections)
+    if for_label and result.overall is None:
+        missing = ", ".join(s for s in result.missing if s not in result.sections)
         raise DataError(f"{path}: no subset of RewardBench section(s) {missing}; a label needs all four sections")
-    return sorted(used)
+    return sorted({i for seqs in encoded for seq in seqs for i in seq})
 
 
 def _prepare_data(tok, data: Path, eval_data: Path, config: TrainConfig):
-    from trainer_jax.data import encode, schemas
+    from trainer_jax.data import encode
+    from trainer_jax.data.schemas import read_examples
 
     tcfg = encode.TokenizeConfig(max_length=config.max_length, truncate_left=config.truncate_left)
-    if config.recipe == "regression":
-        train = encode.tokenize_regression(schemas.read_regression(data), tok, tcfg)
-    else:
-        train = encode.tokenize_preferences(schemas.read_preferences(data), tok, tcfg)
-    val = encode.tokenize_preferences(schemas.read_preferences(eval_data), tok, tcfg)
-    counts = {"train": len(train.sequences), "train_filtered": train.n_filtered, "train_truncated": train.n_truncated,
-              "eval": len(val.sequences), "eval_filtered": val.n_filtered, "eval_truncated": val.n_truncated}
-    return train, val, counts
+    use = "regression" if config.recipe == "regression" else "preference"
+    train = read_examples(data, use, schema=config.schema, split=config.split, strength_margin=config.strength_margin)
+    val = read_examples(eval_data, "preference", schema=config.eval_schema, split=config.eval_split)
+    tokenize = encode.tokenize_regression if use == "regression" else encode.tokenize_preferences
+    train_set = tokenize(train.items, tok, tcfg)
+    val_set = encode.tokenize_preferences(val.items, tok, tcfg)
+    counts = {"train_schema": train.schema, "eval_schema": val.schema,
+              **{f"train_{k}": v for k, v in train.counts.items()}, **{f"eval_{k}": v for k, v in val.counts.items()},
+              "train": len(train_set.sequences), "train_filtered": train_set.n_filtered,
+              "train_truncated": train_set.n_truncated, "eval": len(val_set.sequences),
+              "eval_filtered": val_set.n_filtered, "eval_truncated": val_set.n_truncated}
+    return train_set, val_set, counts
 
 
 def _token_ids(*datasets) -> set[int]:
@@ -187,7 +193,7 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
     train_set, val_set, counts = _prepare_data(tok, data, eval_data, config)
     used_ids = _token_ids(train_set, val_set)
     if rewardbench is not None:
-        used_ids.update(_preflight_rewardbench(Path(rewardbench), tok, need_all_sections=labels_out is not None))
+        used_ids.update(_preflight_rewardbench(Path(rewardbench), tok, for_label=labels_out is not None))
     pad = choose_pad_token(tok, src.config.vocab_size, used_ids)
     if labels_out is not None:
         labels.check_label_file(labels_out)
@@ -256,10 +262,11 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
     from trainer_jax.models.hf_export import export_reward_model
 
     best_model = nnx.merge(graphdef, restore_best(target, partial / _run_name(best["lr"], len(lrs))), rest)
-    export_reward_model(best_model, partial / "model", source_dir=base_dir, overwrite=True, pad=pad)
+    merge = dict(zip(ATTRIBUTES, best["merge_weights"])) if best["merge_weights"] else None
+    export_reward_model(best_model, partial / "model", source_dir=base_dir, overwrite=True, pad=pad, merge=merge,
+                        fold=not config.attribute_head)
     del best_model
-    outcome = TrainResult(str(out), True, best["lr"], best["best_accuracy"], best["merge_weights"], results, counts,
-                          runtime)
+    outcome = TrainResult(str(out), True, best["lr"], best["best_accuracy"], merge, results, counts, runtime)
     if main:
         _finish(outcome, partial, out, config, best, lrs, rewardbench, labels_out, model_id, train_data_name, data,
                 base_dir)
@@ -274,10 +281,10 @@ def _finish(outcome: TrainResult, partial: Path, out: Path, config: TrainConfig,
 
     report = None
     if rewardbench is not None:
-        from trainer_jax.evals.score import score_pairs
+        from trainer_jax.evals.score import score_file
 
-        report = score_pairs(partial / "model", rewardbench, out=partial / "rewardbench_scores.jsonl",
-                             batch_size=config.micro_batch, weights=best["merge_weights"])
+        report = score_file(partial / "model", rewardbench, out=partial / "rewardbench_scores.jsonl",
+                            batch_size=config.micro_batch)
         outcome.rewardbench = report.rewardbench.to_dict()
         (partial / "rewardbench.json").write_text(json.dumps(outcome.rewardbench, indent=2) + "\n", encoding="utf-8")
     (partial / "summary.json").write_text(json.dumps(outcome.to_json(), indent=2) + "\n", encoding="utf-8")
@@ -287,7 +294,8 @@ def _finish(outcome: TrainResult, partial: Path, out: Path, config: TrainConfig,
     if labels_out is not None:
         scores = report.rewardbench.label_scores()
         outcome.label = {"model_id": model_id, "recipe": config.recipe,
-                         "train_data": train_data_name or data.name.split(".")[0], "eval": EVAL_NAME, **scores,
+                         "train_data": train_data_name or data.name.split(".")[0],
+                         "eval": EVAL_NAME + ("-partial" if report.rewardbench.partial else ""), **scores,
                          "run_dir": str(out.absolute()), "lr": best["lr"], "steps": best["steps"],
                          "seed": config.seed, "val_accuracy": round(best["best_accuracy"], 6),
                          "base_dir": str(base_dir.absolute()), "basepick_version": labels.basepick_version()}
@@ -302,7 +310,7 @@ def render_table(result: TrainResult) -> str:
     lines = [f"run dir        {result.run_dir}", f"learning rate  {result.lr:g}",
              f"val accuracy   {100 * result.best_accuracy:.2f}%"]
     if result.merge_weights:
-        lines.append("merge weights  " + ", ".join(f"{w:g}" for w in result.merge_weights))
+        lines.append("merge weights  " + ", ".join(f"{k} {w:g}" for k, w in result.merge_weights.items()))
     if result.rewardbench is not None:
         lines.append("RewardBench    " + ", ".join(f"{k} {100 * v:.2f}" for k, v in result.rewardbench["sections"].items()))
     return "\n".join(lines) + "\n"
