@@ -503,6 +503,10 @@ def probe_compare(inputs, bins, heatmap, fmt):
     from predictor import render
     from trainer_jax.evals import probe_compare as pc
 
+    if heatmap:
+        from predictor.plot import require_matplotlib
+
+        require_matplotlib()
     result = pc.compare(pc.read_inputs(inputs, note=note), bins=bins)
     if heatmap:
         pc.write_heatmap(result, heatmap)

@@ -71,6 +71,7 @@ def test_cli_compare_scores_and_features_json_table_and_heatmap(tmp_path):
     assert pairs["m1", "m2"]["domains"]["code"] == 0.0
     assert pairs["m1", "m3"]["domains"] == {"books": None, "code": 1.0}  # far apart, no m3 books
     assert "compared as normal distributions" in result.stderr
+    assert "m1: fewer than 20 documents in domain(s) books 2, code 4" in result.stderr  # too few to rely on
 
     table = _invoke("probe", "compare", scores, features)
     assert table.exit_code == 0 and "m1" in table.stdout and "Jensen-Shannon" in table.stdout
@@ -118,3 +119,10 @@ def test_heatmap_without_matplotlib_names_the_plot_extra(tmp_path, monkeypatch):
     result = _invoke("probe", "compare", scores, "--heatmap", tmp_path / "js.png")
     assert result.exit_code == 2 and result.stdout == "" and not (tmp_path / "js.png").exists()
     assert result.stderr.startswith("Error: ") and "pip install 'basepick[plot]'" in result.stderr
+
+
+def test_enough_documents_draw_no_warning(tmp_path):
+    rng = np.random.default_rng(0)
+    many = {m: {"code": rng.normal(-1, 0.1, 20).tolist()} for m in ("m1", "m2")}
+    result = _invoke("probe", "compare", _scores(tmp_path / "s.jsonl", many), "--format", "json")
+    assert result.exit_code == 0 and "fewer than" not in result.stderr

@@ -9,6 +9,8 @@ distributions of per-document scores (nats/token):
   smallest document count n among the models' samples (20 when only normal approximations are known): few
   documents in many bins would make any two models look disjoint. The range spans every model given, so a
   pair's distance can change when other models join the comparison; compare one set of models at a time.
+* Few documents: below ``MIN_DOCS`` (20) documents in a domain, the comparison warns that its histograms
+  are too small for the distances to be relied on (the shipped probe corpus has 12 per domain).
 * Distributions: from a scores file (``basepick probe --scores-out``, JSONL rows ``{model_id, domain,
   score}``) the normalised histogram of the document scores; from a FEATURES.csv (which keeps only the mean
   ``presence_<d>`` and spread ``spread_<d>``) a normal N(presence, spread^2) integrated over the bins, an
@@ -37,6 +39,7 @@ from trainer_jax.data.readers import (
 SCHEMA_VERSION = 1
 DEFAULT_BINS = 20  # bins for a domain known only through normal approximations
 MIN_BINS, MAX_BINS = 5, 30  # range of the automatic bin count
+MIN_DOCS = 20  # fewer documents per domain than this: the histograms, and so the distances, are noisy
 NORMAL_WIDTH = 4.0  # a normal approximation spans mean +- 4 std of the shared bin range
 
 
@@ -178,6 +181,11 @@ def read_inputs(paths: Sequence[str | Path], note=lambda message: None) -> list[
     for m in models:
         if m.approximate:
             note(f"{m.model_id}: only means and spreads known ({m.source}); compared as normal distributions")
+        few = {d: len(s) for d, s in sorted(m.samples.items()) if len(s) < MIN_DOCS}
+        if few:
+            counts = ", ".join(f"{d} {n}" for d, n in few.items())
+            note(f"{m.model_id}: fewer than {MIN_DOCS} documents in domain(s) {counts}: histograms this small make "
+                 "the distances noisy; probe with a larger corpus (--corpus) for distances to rely on")
     return models
 
 
