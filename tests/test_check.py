@@ -203,7 +203,7 @@ odd_id = st.one_of(st.sampled_from(["Qwen/Qwen2.5-7B-Instruct", "acme/x", "ünï
 def test_well_formed_feature_dumps_pass_or_fail_the_gate(run, tmp_path_factory, rows):
     """Any well-formed feature CSV — odd Unicode ids, NaN/inf, huge values — gives a report and exit 0 or 1."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)  # minimal quoting leaves a bare \r: a line break
     writer.writerow(HEADER.strip().split(","))
     writer.writerows([[model_id, *cells] for model_id, cells in rows])
     path = tmp_path_factory.mktemp("c") / "dump.csv"
