@@ -7,9 +7,7 @@ row per model and raises ``DataError`` with the file, line and column on bad inp
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
 import os
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ import numpy as np
 from predictor import features as F
 from predictor.atomic import atomic_file
 from predictor.errors import DataError
+from predictor.tables import read_csv, require_column  # noqa: F401 (read_csv: the trainer's CSV reader too)
 
 V2_FILE = "open_llm_leaderboard_v2.csv"
 V1_FILE = "open_llm_leaderboard_v1.csv"
@@ -59,63 +58,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------------------------------
-# CSV reading with one-line errors
-
-
-def read_csv(path: str | Path) -> tuple[list[str], list[list[str]]]:
-    """Read a comma-separated UTF-8 file → (header, rows). Each row has len(header) fields."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a CSV file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not raw.strip():
-        raise DataError(f"{path}: file is empty; expected a CSV with a header row")
-    if b"\x00" in raw:
-        raise DataError(f"{path}: binary data, not a CSV file")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8 CSV") from None
-    try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise DataError(f"{path}: not a valid CSV file ({exc})") from None
-    records = [r for r in records if any(cell.strip() for cell in r)]  # blank lines carry nothing
-    if not records:
-        raise DataError(f"{path}: no header row; expected a CSV with a header row")
-    header = [name.strip() for name in records[0]]
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise DataError(f"{path}: column {name!r} appears twice in the header")
-        seen.add(name)
-    rows = records[1:]
-    for lineno, row in enumerate(rows, start=2):
-        if len(row) != len(header):
-            raise DataError(
-                f"{path} row {lineno}: {len(row)} fields but the header has {len(header)}; "
-                "check quoting and that the file is comma-separated"
-            )
-    return header, rows
-
-
-def require_column(path: Path, header: list[str], name: str) -> int:
-    if name in header:
-        return header.index(name)
-    hint = ""
-    for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-        if any(sep in h for h in header):
-            hint = f"; the file seems to use {label} as delimiter, basepick reads comma-separated files"
-            break
-    raise DataError(f"{path}: no {name!r} column (found: {', '.join(h[:30] for h in header[:8])}){hint}")
 
 
 def _float(text: str) -> float:
@@ -251,7 +193,7 @@ def load_snapshot(root: Path | None = None) -> Snapshot:
     return snapshot
 
 
-_CACHE_FORMAT = "snapshot-v1"
+_CACHE_FORMAT = "snapshot-v2"  # v2: sizes stated in names replace quantised counts
 
 
 def _cache_dir() -> Path:
@@ -293,10 +235,17 @@ def _parse_snapshot(bench: Path) -> Snapshot:
         columns[name][at1] = _numbers(rows1, c1[name])
     params = columns["params_b"]
     params[params <= 0] = np.nan  # the leaderboards write 0 for "unknown"
+    stated = {i: F.stated_size(model_id) for i, model_id in zip(at2, v2)}  # sizes v2 names state (SOURCES.md)
+    for i, size in stated.items():
+        if F.contradicts_name(ids[i], params[i]):  # a quantised export's packed count
+            params[i] = size
     v1_params = _numbers(rows1, c1["params_b"])
     v1_params[v1_params <= 0] = np.nan
     missing = np.isnan(params[at1])
     params[at1[missing]] = v1_params[missing]
+    for i, size in stated.items():
+        if math.isnan(params[i]):  # no leaderboard records a size: the name's
+            params[i] = size
 
     for model_id, m in meta.items():  # the study's metadata is authoritative
         for name in ("params_b", "pretrain_tokens_t", "post_training"):

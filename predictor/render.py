@@ -155,12 +155,19 @@ def check_report(report: dict, file=None) -> None:
     out.print(f"basepick check: {d['path']} ({d['kind']}, {d['models']} models from {d['rows']} rows) "
               f"against {report['against']['path']}")
     out.print(f"validation: {v['n_invalid']} invalid value(s), {v['n_conflicts']} conflict(s), "
-              f"{v['duplicate_rows']} duplicate row(s), {v['n_unknown_ids']} id(s) new to the snapshot")
+              f"{v['duplicate_rows']} duplicate row(s), {v['n_unknown_ids']} id(s) new to the snapshot, "
+              f"{v['n_params_contradicting_name']} size(s) contradicting the name")
     for item in v["invalid"]:
         out.print(f"  row {item['row']} {item['model_id'][:50]} {item['column']}: {item['problem']}")
     if v["missing"]:
         out.print("missing benchmarks: " + ", ".join(f"{k} {n}" for k, n in v["missing"].items()))
-    out.print(f"models: {diff['common']} in both, {diff['n_added']} added, {diff['n_removed']} removed")
+    basis = (f"current pool {diff['current_models']} = in both + removed" if diff["removals_counted"]
+             else "removals are counted for full leaderboard dumps only")
+    out.print(f"models: {diff['common']} in both, {diff['n_added']} added, {diff['n_removed']} removed "
+              f"(dump {diff['dump_models']} = in both + added; {basis})")
+    for item in v["params_contradicting_name"]:
+        out.print(f"  row {item['row']} {item['model_id'][:50]} params_b {item['params_b']:g}B: the name states "
+                  f"{item['stated']:g}B")
     if diff["changes"]:
         t = Table(title=f"Changes beyond {report['tolerance']['points']:g} points", title_justify="left")
         for col, justify in (("benchmark", "left"), ("compared", "right"), ("changed", "right"),

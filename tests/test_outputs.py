@@ -81,6 +81,15 @@ def test_a_write_failing_late_is_one_line_and_leaves_the_old_artifact(run, tmp_p
     assert (out / "metadata.json").read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["p"]
 
 
+@pytest.mark.parametrize("where, fragments", [
+    (lambda tmp: write(tmp / "file", "x") / "f.csv", ["is not a folder"]),
+    (lambda tmp: tmp / "missing" / "f.csv", ["does not exist"]),
+    (lambda tmp: Path("/proc/f.csv"), ["cannot write"]),
+])
+def test_ingest_out_that_cannot_be_written(run, tmp_path, where, fragments):
+    assert_one_line_error(run("ingest", PYTHIA, "--out", where(tmp_path)), *fragments)
+
+
 def labels_of(tmp_path, keep, first: int | None = None) -> Path:
     lines = SEED.read_text(encoding="utf-8").splitlines()
     rows = [r for r in lines[1:] if keep(r)][:first]

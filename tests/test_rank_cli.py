@@ -59,7 +59,7 @@ def test_given_values_override_the_snapshot_and_fractions_are_detected(run, tmp_
     path = write(tmp_path / "c.csv", "model_id,ifeval,bbh\nQwen/Qwen2.5-0.5B-Instruct,0.9,0.8\nQwen/Qwen2.5-7B-Instruct,0.1,0.2\n")
     result = run("rank", path, "--format", "json")
     assert result.exit_code == 0
-    assert "column 'ifeval' has all values in [0, 1]: read as fractions" in result.stderr
+    assert "c.csv: every score is at most 1: read as fractions and scaled to 0-100" in result.stderr
     import json
 
     cands = {c["model_id"]: c for c in json.loads(result.stdout)["candidates"]}
