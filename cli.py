@@ -108,8 +108,13 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
 @click.option("--features", "features", multiple=True, metavar="FEATURES.csv", help="Feature file (repeatable) merged over the snapshot, e.g. presence_* from `basepick probe`.")
 @click.option("--out", required=True, metavar="DIR", help="Artifact directory to write (atomically).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def fit(labels, no_shipped_labels, features, out, seed):
-    """Fit a predictor from labels (RewardBench results per base model and recipe)."""
+@click.option("--allow-partial", is_flag=True, help="Also fit on partial labels (an eval value containing 'partial': an incomplete RewardBench run).")
+def fit(labels, no_shipped_labels, features, out, seed, allow_partial):
+    """Fit a predictor from labels (RewardBench results per base model and recipe).
+
+    Every label row needs a known recipe and RewardBench points 0-100 for score and the four sections,
+    with score their mean (within 0.15).
+    """
     from pathlib import Path
 
     from predictor import artifact
@@ -122,7 +127,8 @@ def fit(labels, no_shipped_labels, features, out, seed):
     if not paths:
         raise click.UsageError("--no-shipped-labels needs at least one --labels file")
     artifact.check_destination(out)
-    bundle = fit_bundle(paths, feature_paths=[Path(p) for p in features], seed=seed)
+    bundle = fit_bundle(paths, feature_sources=[Path(p) for p in features], seed=seed, allow_partial=allow_partial,
+                        note=note)
     shipped = None if no_shipped_labels else artifact.load(shipped_predictor_dir()).metadata.get("version")
     artifact.save(bundle, out, parent=shipped)
     fitted = ", ".join(f"{r}/{t}" for r, t in sorted(bundle.models))
@@ -154,9 +160,10 @@ def inspect(predictors, fmt):
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True, help="Lineage-bootstrap resamples for the 95% intervals.")
 @click.option("--no-baselines", is_flag=True, help="Evaluate the predictor only.")
 @click.option("--fail-under", type=float, metavar="RHO", help="Exit 1 when the predictor's Spearman is below RHO (a CI gate).")
+@click.option("--allow-partial", is_flag=True, help="Also use partial labels (an eval value containing 'partial').")
 @click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured, with intervals (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, plot, fmt):
+def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, allow_partial, plot, fmt):
     """Out-of-fold evaluation of the predictor against baselines, in the same folds."""
     from pathlib import Path
 
@@ -174,7 +181,8 @@ def evaluate(labels, features, recipe, target, split, level, n_boot, no_baseline
         require_matplotlib()
     paths = [Path(p) for p in labels] or [benchmarks_dir() / LABELS_FILE]
     ev = run_evaluation(paths, recipe=recipe, target=target, split=split, level=level, n_boot=n_boot,
-                        with_baselines=not no_baselines, feature_paths=[Path(p) for p in features])
+                        with_baselines=not no_baselines, feature_sources=[Path(p) for p in features],
+                        allow_partial=allow_partial, note=note)
     if plot:
         from predictor.plot import evaluation_plot
 

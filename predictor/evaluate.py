@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -23,6 +22,8 @@ from predictor.candidates import with_features
 from predictor.model import ModelConfig, RewardPredictor, with_presence
 
 SPLITS = ("lineage", "temporal", "random")
+MIN_TRAIN = 8  # models a fold must train on, else its test models are not predicted
+MIN_PREDICTED = 5  # out-of-fold predictions (from 2 lineages) below which no metric means anything
 PREDICTOR = "basepick (LightGBM)"
 WITHOUT_PRESENCE = "basepick without presence_*"
 HEADLINE = ("spearman", "kendall", "mae", "coverage@3", "coverage@5", "coverage@10", "regret@1/bucket", "best_of_3_regret/bucket", "regret@1/pooled")
@@ -68,11 +69,13 @@ def dataset(labels: list[D.Label], snapshot: D.Snapshot, metadata: dict[str, dic
     return ds.take(known)
 
 
-def load_dataset(label_paths: list[Path], recipe: str, target: str, feature_paths: list[Path] = ()) -> Dataset:
-    labels = D.load_labels(label_paths)
+def load_dataset(label_sources: list, recipe: str, target: str, feature_sources: list = (), *,
+                 allow_partial: bool = False, note=lambda s: None) -> Dataset:
+    labels = D.load_labels(label_sources)
+    D.refuse_partial(labels, allow_partial)
     if recipe not in {l.recipe for l in labels}:
         raise DataError(f"no labels for recipe {recipe!r} (have: {', '.join(sorted({l.recipe for l in labels}))})")
-    snapshot = with_features(D.load_snapshot(), list(feature_paths))
+    snapshot = with_features(D.load_snapshot(), list(feature_sources), note=note)
     return dataset(labels, snapshot, D.load_model_metadata(), recipe, target)
 
 
@@ -89,6 +92,23 @@ def folds(ds: Dataset, split: str, seed: int = 0) -> list[np.ndarray]:
         order = np.random.default_rng(seed).permutation(len(ds.y))
         return [np.isin(np.arange(len(ds.y)), part) for part in np.array_split(order, 5)]
     raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+
+
+def require_folds(ds: Dataset, split: str, what: str, seed: int = 0) -> None:
+    """DataError unless ``split`` predicts at least MIN_PREDICTED models out of fold, from 2 lineages."""
+    n, lineages = len(ds.y), sorted(set(ds.lineage.tolist()))
+    if split == "lineage" and len(lineages) < 2:
+        raise DataError(f"{what}: all {n} labelled models are of one lineage ({lineages[0] if lineages else 'none'}); "
+                        "holding a lineage out needs labelled models of at least 2 lineages")
+    predicted = np.zeros(n, dtype=bool)
+    for test in folds(ds, split, seed):
+        if train_mask(ds, test, split).sum() >= MIN_TRAIN:
+            predicted |= test
+    k, groups = int(predicted.sum()), len(set(ds.lineage[predicted].tolist()))
+    if k < MIN_PREDICTED or groups < 2:
+        raise DataError(f"{what}: the {split} split predicts only {k} of {n} labelled models out of fold, from {groups} "
+                        f"lineage(s) (a fold needs {MIN_TRAIN} models to train on); at least {MIN_PREDICTED} from 2 "
+                        "lineages are needed: add labels")
 
 
 def train_mask(ds: Dataset, test: np.ndarray, split: str) -> np.ndarray:
@@ -110,7 +130,7 @@ def out_of_fold(ds: Dataset, fit_predict, split: str, seed: int = 0) -> np.ndarr
     pred = np.full(len(ds.y), np.nan)
     for test in folds(ds, split, seed):
         train = train_mask(ds, test, split)
-        if train.sum() < 8 or not test.any():
+        if train.sum() < MIN_TRAIN or not test.any():
             continue
         pred[test] = fit_predict(ds.take(train), ds.take(test))
     return pred
@@ -127,7 +147,7 @@ def nested_intervals(ds: Dataset, config: ModelConfig, split: str, level: float)
     high = np.full(len(ds.y), np.nan)
     for test in folds(ds, split):
         train = train_mask(ds, test, split)
-        if train.sum() < 8 or not test.any():
+        if train.sum() < MIN_TRAIN or not test.any():
             continue
         inner = ds.take(train)
         half = M.interval_halfwidth(lineage_residuals(inner, config), level)
@@ -189,7 +209,7 @@ class Evaluation:
 
 
 def evaluate(
-    label_paths: list[Path],
+    label_sources: list,
     *,
     recipe: str = "regression",
     target: str = "score",
@@ -199,7 +219,9 @@ def evaluate(
     n_boot: int = 1000,
     seed: int = 0,
     with_baselines: bool = True,
-    feature_paths: list[Path] = (),
+    feature_sources: list = (),
+    allow_partial: bool = False,
+    note=lambda s: None,
 ) -> Evaluation:
     """Evaluate the predictor (and baselines) out of fold; metrics with lineage-bootstrap intervals.
 
@@ -209,7 +231,8 @@ def evaluate(
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     base_config = config or ModelConfig()
-    ds = load_dataset(label_paths, recipe, target, feature_paths)
+    ds = load_dataset(label_sources, recipe, target, feature_sources, allow_partial=allow_partial, note=note)
+    require_folds(ds, split, "evaluate", seed)
     config = with_presence(base_config, ds.columns)
     methods = {PREDICTOR: predictor_method(config)}
     if config != base_config:

@@ -105,7 +105,7 @@ def test_fit_with_bad_labels_writes_nothing(run, tmp_path):
 def test_fit_with_labels_for_unknown_models(run, tmp_path):
     labels = write(
         tmp_path / "l.csv",
-        "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\nacme/x,regression,hs2,rb1,90,70,80,85,81\n",
+        "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\nacme/x,regression,hs2,rb1,90,70,80,85,81.25\n",
     )
     assert_one_line_error(run("fit", "--labels", labels, "--out", tmp_path / "out"), "acme/x")
     assert not (tmp_path / "out").exists()
@@ -152,7 +152,7 @@ def test_random_tables_exit_0_or_one_line_error(run, tmp_path, header, cells):
 def test_evaluate_with_labels_for_unknown_models(run, tmp_path):
     labels = write(
         tmp_path / "l.csv",
-        "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\nacme/x,regression,hs2,rb1,90,70,80,85,81\n",
+        "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\nacme/x,regression,hs2,rb1,90,70,80,85,81.25\n",
     )
     assert_one_line_error(run("evaluate", "--labels", labels), "acme/x", "snapshot does not know")
 

@@ -1,5 +1,5 @@
-"""Outputs (issue 13, items 3 and 4): unwritable destinations are one `Error:` line before any work, and
-written files follow the user's umask."""
+"""Outputs (issue 13, items 3 and 4): unwritable destinations are one `Error:` line before any work, too
+little data to hold a lineage out is said plainly, and written files follow the user's umask."""
 
 from __future__ import annotations
 
@@ -98,6 +98,24 @@ def labels_of(tmp_path, keep, first: int | None = None) -> Path:
 
 def regression(r: str) -> bool:
     return ",regression," in r
+
+
+@pytest.mark.parametrize("keep, first, split, fragments", [
+    (lambda r: regression(r) and r.startswith("Qwen/"), None, "lineage", ["all 11 labelled models are of one lineage (qwen)"]),
+    (regression, 5, "lineage", ["predicts only 0 of 5", "from 0 lineage(s)", "at least 5 from 2 lineages"]),
+    (regression, 12, "temporal", ["the temporal split predicts only 3 of 12"]),
+    (regression, 7, "random", ["the random split predicts only 0 of 7"]),
+])
+def test_evaluate_with_too_few_rows_or_lineages(run, tmp_path, keep, first, split, fragments):
+    labels = labels_of(tmp_path, keep, first)
+    assert_one_line_error(run("evaluate", "--labels", labels, "--split", split), *fragments)
+
+
+def test_fit_needs_two_lineages_for_its_calibration(run, tmp_path):
+    labels = labels_of(tmp_path, lambda r: regression(r) and r.startswith("Qwen/"))
+    assert_one_line_error(run("fit", "--no-shipped-labels", "--labels", labels, "--out", tmp_path / "p"),
+                          "fit (regression)", "one lineage")
+    assert not (tmp_path / "p").exists()
 
 
 # Permissions: what a plain `open` and `mkdir` would give, under whatever umask the user has
