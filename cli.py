@@ -15,6 +15,17 @@ from predictor.errors import BasepickError
 RECIPES = ("regression", "bradley_terry")
 TARGETS = ("score", "chat", "chat_hard", "safety", "reasoning")
 FORMATS = ("table", "json", "csv")
+SPLITS = ("lineage", "temporal", "random")
+
+
+class Range(click.FloatRange):
+    """click.FloatRange that also refuses NaN (which compares false with both bounds and so passes them)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number in the range {self._describe_range()}.", param, ctx)
+        return number
 
 
 def note(message: str) -> None:
@@ -58,11 +69,11 @@ def main() -> None:
 @click.option("--target", type=click.Choice(TARGETS), default="score", show_default=True, help="RewardBench overall score or one section.")
 @click.option("--predictor", "predictor_dir", metavar="DIR", help="Predictor artifact from `basepick fit` (default: the shipped one).")
 @click.option("--top", type=click.IntRange(min=1), metavar="N", help="Show only the best N.")
-@click.option("--max-params", type=click.FloatRange(min=0, min_open=True), metavar="B", help="Drop candidates larger than B billion parameters.")
+@click.option("--max-params", type=Range(min=0, min_open=True), metavar="B", help="Drop candidates larger than B billion parameters, by nominal size: the size the name states (an 8.03B \"-8B\" model is 8B) when the recorded count agrees with it within 0.6-1.5x, else the recorded count.")
 @click.option("--weights", metavar="S=W,...", help="Rank by a weighted mean of section predictions, e.g. chat=1,chat_hard=2,safety=1,reasoning=1.")
-@click.option("--interval", "level", type=click.FloatRange(0.5, 0.99), default=0.8, show_default=True, help="Coverage of the prediction interval (quantile of leave-lineage-out residuals).")
-@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of the p_top_k column: probability of being among the k best.")
-@click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of score columns: auto detects fractions (all values in [0, 1]) per column.")
+@click.option("--interval", "level", type=Range(0.5, 0.99), default=0.8, show_default=True, help="Coverage of the prediction interval (quantile of leave-lineage-out residuals).")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of the P(top k) column: probability of being among the k best.")
+@click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of the score columns. auto: a `scale` column (ingest writes it) decides its rows; the rest of the file is fractions when every score is at most 1, else percent.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weights, level, top_k, scale, fmt):
     """Rank candidate base models by predicted RewardBench score.
@@ -155,11 +166,11 @@ def inspect(predictors, fmt):
 @click.option("--features", "features", multiple=True, metavar="FEATURES.csv", help="Feature file (repeatable) merged over the snapshot; presence_* columns are evaluated with and without.")
 @click.option("--recipe", type=click.Choice(RECIPES), default="regression", show_default=True)
 @click.option("--target", type=click.Choice(TARGETS), default="score", show_default=True)
-@click.option("--split", default="lineage", show_default=True, help="lineage (primary), temporal, or random (optimistic reference).")
-@click.option("--interval", "level", type=click.FloatRange(0.5, 0.99), default=0.8, show_default=True, help="Nominal coverage of the prediction intervals checked.")
+@click.option("--split", type=click.Choice(SPLITS), default="lineage", show_default=True, help="lineage: whole lineages held out (primary); temporal: later releases predicted from earlier ones; random: 5-fold (optimistic reference).")
+@click.option("--interval", "level", type=Range(0.5, 0.99), default=0.8, show_default=True, help="Nominal coverage of the prediction intervals checked.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True, help="Lineage-bootstrap resamples for the 95% intervals.")
 @click.option("--no-baselines", is_flag=True, help="Evaluate the predictor only.")
-@click.option("--fail-under", type=float, metavar="RHO", help="Exit 1 when the predictor's Spearman is below RHO (a CI gate).")
+@click.option("--fail-under", type=Range(-1, 1), metavar="RHO", help="Exit 1 when the predictor's Spearman is below RHO, in [-1, 1] (a CI gate).")
 @click.option("--allow-partial", is_flag=True, help="Also use partial labels (an eval value containing 'partial').")
 @click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured, with intervals (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -170,11 +181,8 @@ def evaluate(labels, features, recipe, target, split, level, n_boot, no_baseline
     from predictor import render
     from predictor.data import LABELS_FILE, benchmarks_dir
     from predictor.errors import GateFailed
-    from predictor.evaluate import SPLITS
     from predictor.evaluate import evaluate as run_evaluation
 
-    if split not in SPLITS:
-        raise click.BadParameter(f"{split!r} is not one of {', '.join(SPLITS)}", param_hint="'--split'")
     if plot:
         from predictor.plot import require_matplotlib
 
@@ -201,10 +209,10 @@ def evaluate(labels, features, recipe, target, split, level, n_boot, no_baseline
 @click.argument("dump", metavar="DUMP")
 @click.option("--against", metavar="CURRENT", help="Compare with this dump (laid over the shipped snapshot) instead of the shipped snapshot.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--tolerance", type=click.FloatRange(min=0), default=2.0, show_default=True, metavar="POINTS", help="A benchmark value may move this many points without counting as changed.")
-@click.option("--max-changed", type=click.FloatRange(0, 1), default=0.01, show_default=True, metavar="SHARE", help="Share of common models per benchmark allowed to move more than --tolerance.")
-@click.option("--max-removed", type=click.FloatRange(0, 1), default=0.01, show_default=True, metavar="SHARE", help="Share of current models a full leaderboard dump may drop.")
-@click.option("--eval-drop", type=click.FloatRange(min=0), default=0.05, show_default=True, metavar="RHO", help="Allowed drop of the lineage-held-out Spearman.")
+@click.option("--tolerance", type=Range(min=0), default=2.0, show_default=True, metavar="POINTS", help="A benchmark value may move this many points without counting as changed.")
+@click.option("--max-changed", type=Range(0, 1), default=0.01, show_default=True, metavar="SHARE", help="Share of common models per benchmark allowed to move more than --tolerance.")
+@click.option("--max-removed", type=Range(0, 1), default=0.01, show_default=True, metavar="SHARE", help="Share of current models a full leaderboard dump may drop.")
+@click.option("--eval-drop", type=Range(min=0), default=0.05, show_default=True, metavar="RHO", help="Allowed drop of the lineage-held-out Spearman.")
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, metavar="K", help="Recommendations compared per size bucket.")
 @click.option("--recipe", type=click.Choice(RECIPES), default="regression", show_default=True)
 def check(dump, against, fmt, tolerance, max_changed, max_removed, eval_drop, top_k, recipe):
@@ -327,14 +335,18 @@ def train(base_dir, data, eval_data, recipe, out, lr, lr_sweep, epochs, batch_si
 @main.command()
 @click.argument("labels", metavar="LABELS.csv")
 @click.option("--predictor", "predictor_dir", metavar="DIR", help="Predictor artifact (default: the shipped one).")
+@click.option("--features", "features", multiple=True, metavar="FEATURES.csv", help="Feature file (repeatable) merged over the snapshot, e.g. `basepick ingest` output for a base outside the leaderboard.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def validate(labels, predictor_dir, fmt):
-    """Compare the predictor's predictions for the bases in LABELS.csv with their measured RewardBench labels."""
+def validate(labels, predictor_dir, features, fmt):
+    """Compare the predictor's predictions for the bases in LABELS.csv with their measured RewardBench labels.
+
+    Rows the predictor was fitted on are marked in-sample: their errors are optimistic.
+    """
     from predictor import render
     from trainer_jax.evals.validate import render_table
     from trainer_jax.evals.validate import validate as run_validate
 
-    report = run_validate(labels, predictor_dir)
+    report = run_validate(labels, predictor_dir, features, note=note)
     for skipped in report.skipped:
         note(f"skipped {skipped}")
     click.echo(render.to_json(report.to_json()) if fmt == "json" else render_table(report) + "\n", nl=False)

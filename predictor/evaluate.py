@@ -267,7 +267,8 @@ def evaluate(
 
 
 def verdict(results: list[MethodResult]) -> list[str]:
-    """Plain statements: does the predictor beat the best baseline on Spearman and on regret@1/bucket?"""
+    """Plain statements per headline metric: does the predictor beat the best baseline? "beats" and "does
+    NOT beat" only when their 95% lineage-bootstrap intervals do not overlap; else "is not distinguishable"."""
     ours = results[0]
     others = [m for m in results[1:] if m.name in B.BASELINES]
     if not others:
@@ -276,9 +277,22 @@ def verdict(results: list[MethodResult]) -> list[str]:
     for metric, better in (("spearman", max), ("regret@1/bucket", min), ("coverage@5", max)):
         values = {m.name: m.metrics[metric] for m in others if not math.isnan(m.metrics[metric])}
         best_name = better(values, key=values.get)
+        best = next(m for m in others if m.name == best_name)
         mine, theirs = ours.metrics[metric], values[best_name]
+        ci = [(m.low.get(metric, math.nan), m.high.get(metric, math.nan)) for m in (ours, best)]
+        said = f"the predictor ({mine:.3f}) {{}} the best baseline, {best_name} ({theirs:.3f})"
         wins = mine > theirs if better is max else mine < theirs
-        tie = abs(mine - theirs) < 1e-9
-        word = "ties" if tie else ("beats" if wins else "does NOT beat")
-        lines.append(f"{metric}: the predictor ({mine:.3f}) {word} the best baseline, {best_name} ({theirs:.3f})")
+        if any(math.isnan(x) for pair in ci for x in pair):
+            word = "ties" if abs(mine - theirs) < 1e-9 else ("is ahead of" if wins else "is behind")
+            lines.append(f"{metric}: {said.format(word)} on point estimates; without bootstrap intervals a "
+                         "difference cannot be told from noise")
+            continue
+        (lo1, hi1), (lo2, hi2) = ci
+        if abs(mine - theirs) < 1e-9:
+            lines.append(f"{metric}: {said.format('ties')}")
+        elif lo1 <= hi2 and lo2 <= hi1:
+            lines.append(f"{metric}: {said.format('is not distinguishable from')}: their 95% intervals "
+                         f"[{lo1:.2f}, {hi1:.2f}] and [{lo2:.2f}, {hi2:.2f}] overlap")
+        else:
+            lines.append(f"{metric}: {said.format('beats' if wins else 'does NOT beat')} (95% intervals do not overlap)")
     return lines

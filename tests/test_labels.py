@@ -84,9 +84,11 @@ def test_fit_refuses_partial_labels_unless_allowed(run, tmp_path):
     assert (tmp_path / "p" / "metadata.json").is_file()
 
 
-def test_evaluate_refuses_partial_labels(run, tmp_path):
+def test_evaluate_refuses_partial_labels_and_validate_says_so(run, tmp_path):
     path, model = partial_labels(tmp_path)
     assert_one_line_error(run("evaluate", "--labels", path, "--no-baselines"), "--allow-partial")
+    result = run("validate", path, "--format", "json")
+    assert result.exit_code == 0 and "1 label(s) come from an incomplete RewardBench run" in result.stderr
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
