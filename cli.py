@@ -81,6 +81,7 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
     CANDIDATES.csv needs a model_id column (Hugging Face ids). Optional columns override the shipped
     snapshot: ifeval bbh math_lvl5 gpqa musr mmlu_pro (leaderboard v2, normalised), arc hellaswag mmlu
     truthfulqa winogrande gsm8k (v1), params_b, pretrain_tokens_t, post_training, presence_<domain>.
+    The table ends with a legend of its columns.
     """
     from predictor import artifact, render
     from predictor import candidates as C
@@ -175,7 +176,14 @@ def inspect(predictors, fmt):
 @click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured, with intervals (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, allow_partial, plot, fmt):
-    """Out-of-fold evaluation of the predictor against baselines, in the same folds."""
+    """Out-of-fold evaluation of the predictor against baselines, in the same folds.
+
+    \b
+    Columns: ρ Spearman and τ Kendall rank correlation (1 = the measured order); MAE mean absolute
+    error, points; cov@k share of the measured top k found in the predicted top k; regret@1/bkt points
+    lost by taking the predicted best instead of the measured best, per size bucket (<3B, 3-6B, >=6B),
+    averaged; best3/bkt the same for the best of the predicted top 3; regret@1 over all models pooled.
+    """
     from pathlib import Path
 
     from predictor import render

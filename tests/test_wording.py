@@ -33,6 +33,13 @@ def test_verdict_says_beats_only_when_the_intervals_do_not_overlap():
     assert "is ahead of the best baseline, ridge (0.780) on point estimates" in line and "beats" not in line
 
 
+def test_evaluate_table_explains_its_columns(run):
+    result = run("evaluate", "--no-baselines", "--bootstrap", "0")
+    text = " ".join(result.stdout.split())  # the table wraps long lines
+    assert result.exit_code == 0 and "cov@k: share of the measured top k found in the predicted top k" in text
+    assert "regret@1/bkt: points lost by taking the predicted best instead of the measured best" in text
+
+
 def test_split_lists_its_choices(run):
     assert_one_line_error(run("evaluate", "--split", "alphabetical"), "--split", "lineage", "temporal", "random")
     assert "[lineage|temporal|random]" in run("evaluate", "--help").stdout
