@@ -83,29 +83,14 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
     truthfulqa winogrande gsm8k (v1), params_b, pretrain_tokens_t, post_training, presence_<domain>.
     The table ends with a legend of its columns.
     """
-    from predictor import artifact, render
-    from predictor import candidates as C
-    from predictor.data import load_snapshot, shipped_predictor_dir
-    from predictor.rank import parse_weights
-    from predictor.rank import rank as rank_candidates
+    from predictor import api, render
 
     if (candidates is None) == (pool is None):
         raise click.UsageError("give either CANDIDATES.csv or --pool leaderboard")
     if weights is not None and target != "score":
         raise click.UsageError("--weights combines the sections; it cannot be used with --target")
-    section_weights = parse_weights(weights) if weights is not None else None
-    bundle = artifact.load(predictor_dir or shipped_predictor_dir())
-    snapshot = load_snapshot()
-    if pool:
-        table = C.ids_only(snapshot.v2_ids, snapshot)
-    else:
-        table = C.read_candidates(candidates, snapshot, scale=scale, note=note)
-    ranking = rank_candidates(
-        table, bundle, recipe=recipe, target=target, weights=section_weights, top=top, max_params=max_params,
-        level=level, top_k=top_k, snapshot=snapshot,
-    )
-    for message in ranking.notes:
-        note(message)
+    ranking = api.ranking(candidates, pool=pool, recipe=recipe, target=target, predictor=predictor_dir, top=top,
+                          max_params=max_params, weights=weights, level=level, top_k=top_k, scale=scale, note=note)
     if fmt == "json":
         click.echo(render.to_json(ranking.to_json()), nl=False)
     elif fmt == "csv":
@@ -127,24 +112,12 @@ def fit(labels, no_shipped_labels, features, out, seed, allow_partial):
     Every label row needs a known recipe and RewardBench points 0-100 for score and the four sections,
     with score their mean (within 0.15).
     """
-    from pathlib import Path
+    from predictor import api
 
-    from predictor import artifact
-    from predictor.data import LABELS_FILE, benchmarks_dir, shipped_predictor_dir
-    from predictor.fit import fit_bundle
-
-    paths = [Path(p) for p in labels]
-    if not no_shipped_labels:
-        paths.insert(0, benchmarks_dir() / LABELS_FILE)
-    if not paths:
+    if no_shipped_labels and not labels:
         raise click.UsageError("--no-shipped-labels needs at least one --labels file")
-    artifact.check_destination(out)
-    bundle = fit_bundle(paths, feature_sources=[Path(p) for p in features], seed=seed, allow_partial=allow_partial,
-                        note=note)
-    shipped = None if no_shipped_labels else artifact.load(shipped_predictor_dir()).metadata.get("version")
-    artifact.save(bundle, out, parent=shipped)
-    fitted = ", ".join(f"{r}/{t}" for r, t in sorted(bundle.models))
-    note(f"wrote {out} ({len(bundle.models)} models: {fitted})")
+    api.fit(list(labels), out=out, shipped_labels=not no_shipped_labels, features=list(features), seed=seed,
+            allow_partial=allow_partial, note=note)
 
 
 @main.command()
@@ -184,21 +157,16 @@ def evaluate(labels, features, recipe, target, split, level, n_boot, no_baseline
     lost by taking the predicted best instead of the measured best, per size bucket (<3B, 3-6B, >=6B),
     averaged; best3/bkt the same for the best of the predicted top 3; regret@1 over all models pooled.
     """
-    from pathlib import Path
-
-    from predictor import render
-    from predictor.data import LABELS_FILE, benchmarks_dir
+    from predictor import api, render
     from predictor.errors import GateFailed
-    from predictor.evaluate import evaluate as run_evaluation
 
     if plot:
         from predictor.plot import require_matplotlib
 
         require_matplotlib()
-    paths = [Path(p) for p in labels] or [benchmarks_dir() / LABELS_FILE]
-    ev = run_evaluation(paths, recipe=recipe, target=target, split=split, level=level, n_boot=n_boot,
-                        with_baselines=not no_baselines, feature_sources=[Path(p) for p in features],
-                        allow_partial=allow_partial, note=note)
+    ev = api.evaluation(list(labels) or None, features=list(features), recipe=recipe, target=target, split=split,
+                        level=level, bootstrap=n_boot, baselines=not no_baselines, allow_partial=allow_partial,
+                        note=note)
     if plot:
         from predictor.plot import evaluation_plot
 
