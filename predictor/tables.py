@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -57,6 +58,8 @@ def read_csv(path: str | Path) -> tuple[list[str], list[list[str]]]:
 
 def _read_file(path: Path) -> Table:
     try:
+        if stat.S_ISCHR(path.stat().st_mode) or stat.S_ISBLK(path.stat().st_mode):
+            raise DataError(f"{path}: a device, not a CSV file")  # /dev/zero would be read forever
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None

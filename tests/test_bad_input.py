@@ -191,3 +191,13 @@ def test_fit_on_random_label_files_is_exit_2_and_writes_nothing(run, tmp_path_fa
         pytest.fail(f"fit accepted {rows!r}")
     assert_one_line_error(result)
     assert not (folder / "out").exists()
+
+
+@pytest.mark.parametrize("args", [["rank", "/dev/zero"], ["check", "/dev/zero"],
+                                  ["ingest", "tests/fixtures/harness/pythia-1b", "--out", "/dev/full"],
+                                  ["evaluate", "--labels", "/dev/zero"]])
+def test_a_device_is_refused_not_read_forever(run, monkeypatch, args):
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    assert_one_line_error(run(*args), "/dev/", "a device, not a CSV file")

@@ -118,3 +118,18 @@ def test_validate_a_base_outside_the_snapshot_with_features(run, tmp_path):
     assert result.exit_code == 0, result.stderr
     (row,) = json.loads(result.stdout)["rows"]
     assert row["model_id"] == "acme/new-7b" and row["in_sample"] is False and 40 < row["predicted"]["score"] < 100
+
+
+def test_validate_says_when_the_predictor_does_not_record_its_labels(run, tmp_path):
+    import shutil
+
+    from predictor.data import shipped_predictor_dir
+
+    old = tmp_path / "old"
+    shutil.copytree(shipped_predictor_dir(), old)
+    meta = json.loads((old / "metadata.json").read_text())
+    del meta["labelled"]  # artifacts written before fit recorded its labelled models
+    (old / "metadata.json").write_text(json.dumps(meta))
+    path = label_file(tmp_path, "google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,85,81.25")
+    result = run("validate", path, "--predictor", old)
+    assert result.exit_code == 0 and "does not record the bases it was fitted on" in result.stderr

@@ -96,6 +96,8 @@ def validate(labels_path: str | Path, predictor_dir: str | Path | None = None, f
     snapshot = with_features(load_snapshot(), [Path(p) for p in feature_paths], note=note)
     available = set(bundle.keys())
     fitted_on = {recipe: set(entry.get("models", [])) for recipe, entry in bundle.metadata.get("labelled", {}).items()}
+    if "labelled" not in bundle.metadata:
+        note(f"{source} does not record the bases it was fitted on: rows cannot be marked in-sample; refit it")
     if (partial := [lab for lab in labels if lab.partial]):
         note(f"{len(partial)} label(s) come from an incomplete RewardBench run (eval marks them partial), "
              f"e.g. {partial[0].model_id}: their measured scores are less reliable")
