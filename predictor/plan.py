@@ -99,7 +99,7 @@ def plan(
     *,
     budget: int,
     recipe: str = "regression",
-    label_paths: list[Path] = (),
+    label_sources: list = (),
     confidence: float = 0.9,
     allow_partial: bool = False,
     scale: str = "auto",
@@ -111,7 +111,7 @@ def plan(
     n = len(table)
     if n < 2:
         raise DataError(f"{path}: a pool of one candidate leaves nothing to choose; list at least two")
-    measured = read_measured(label_paths, table.ids, recipe, allow_partial)
+    measured = read_measured(label_sources, table.ids, recipe, allow_partial)
     if not 1 <= budget <= n - len(measured):
         raise DataError(f"--budget {budget}: {n - len(measured)} of the {n} candidates are not measured yet; "
                         "ask for 1 to that many runs")
@@ -138,19 +138,18 @@ def plan(
                 proposals, measured, within, within_after, notes=_notes(table.ids, lineages, bundle, recipe, sd, cal))
 
 
-def read_measured(paths: list[Path], ids: list[str], recipe: str, allow_partial: bool) -> dict[str, float]:
-    """Measured overall scores by model id, from label files (``train --labels-out`` rows)."""
-    if not paths:
+def read_measured(sources: list, ids: list[str], recipe: str, allow_partial: bool) -> dict[str, float]:
+    """Measured overall scores by model id, from label tables (``train --labels-out`` rows)."""
+    if not sources:
         return {}
     known = set(ids)
     out: dict[str, tuple[float, str]] = {}
-    for label in D.load_labels(list(paths)):
+    labels = D.load_labels(list(sources))
+    D.refuse_partial(labels, allow_partial)
+    for label in labels:
         if label.recipe != recipe:
             raise DataError(f"{label.source}: a {label.recipe} label, but this plan is for the {recipe} recipe; "
                             "pass --recipe or only that recipe's labels")
-        if "partial" in label.eval.lower() and not allow_partial:
-            raise DataError(f"{label.source}: eval {label.eval!r} is an incomplete RewardBench run; rerun it, or "
-                            "pass --allow-partial to count it")
         if label.model_id not in known:
             raise DataError(f"{label.source}: {label.model_id!r} is not among the candidates; add it to the "
                             "candidates file or drop the label")
