@@ -115,7 +115,7 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
 @click.option("--budget", type=click.IntRange(min=1), required=True, metavar="K", help="Runs to propose now (they go out in parallel).")
 @click.option("--recipe", type=click.Choice(RECIPES), default="regression", show_default=True, help="Reward-model training recipe.")
 @click.option("--labels", "labels", multiple=True, metavar="MEASURED.csv", help="Measured labels of candidates (repeatable), e.g. from `basepick train --labels-out`.")
-@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.9, show_default=True, help="Recommend stopping once P(best measured within 1 point of the pool's best) reaches this.")
+@click.option("--confidence", type=Range(0.5, 0.999), default=0.9, show_default=True, help="Recommend stopping once P(best measured within 1 point of the pool's best) reaches this.")
 @click.option("--predictor", "predictor_dir", metavar="DIR", help="Predictor artifact from `basepick fit` (default: the shipped one).")
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL)
 @click.option("--emit", metavar="RUNS.jsonl", help="Write one `basepick train` command per proposal (see examples/slurm/).")
@@ -128,16 +128,11 @@ def plan(candidates, budget, recipe, labels, confidence, predictor_dir, allow_pa
     CANDIDATES.csv is as for rank, plus an optional lineage column (otherwise the lineage comes from the
     study's metadata or the model id). Measured labels move their siblings' predictions.
     """
-    from predictor import artifact, render
-    from predictor.data import load_snapshot, shipped_predictor_dir
-    from predictor.plan import plan as run_plan
+    from predictor import api, render
     from predictor.plan import write_runs
 
-    bundle = artifact.load(predictor_dir or shipped_predictor_dir())
-    result = run_plan(candidates, bundle, load_snapshot(), budget=budget, recipe=recipe, label_sources=list(labels),
-                      confidence=confidence, allow_partial=allow_partial, scale=scale, seed=seed, note=note)
-    for message in result.notes:
-        note(message)
+    result = api.planning(candidates, budget=budget, recipe=recipe, labels=list(labels), confidence=confidence,
+                          predictor=predictor_dir, allow_partial=allow_partial, scale=scale, seed=seed, note=note)
     if emit:
         write_runs(result, emit)
         note(f"wrote {emit} ({len(result.proposals)} run(s))")

@@ -1,14 +1,15 @@
-"""basepick from Python: ``rank``, ``fit`` and ``evaluate`` on a CSV path or a list of dicts, returning
-plain data — the dicts ``--format json`` prints, plus ``notes`` (what the CLI writes to stderr).
+"""basepick from Python: ``rank``, ``plan``, ``fit`` and ``evaluate`` on a CSV path or a list of dicts,
+returning plain data — the dicts ``--format json`` prints, plus ``notes`` (what the CLI writes to stderr).
 
     from predictor import api
     api.rank([{"model_id": "Qwen/Qwen2.5-7B-Instruct"}, {"model_id": "google/gemma-2-9b-it"}], top=1)
+    api.plan("pool.csv", budget=2, labels="measured.csv")   # which bases to train next
     api.fit("my_labels.csv", out="my_predictor")       # shipped labels + mine, like `basepick fit`
     api.evaluate(labels=[{"model_id": ..., "recipe": "regression", ...}, ...], bootstrap=200)
 
-The CLI's commands call ``ranking``, ``fit`` and ``evaluation`` here and only render the result, so the
-two take the same code path. Bad input raises ``predictor.errors.BasepickError`` (``DataError``,
-``ArtifactError``) carrying the one-line message the CLI prints after ``Error:``.
+The CLI's commands call ``ranking``, ``planning``, ``fit`` and ``evaluation`` here and only render the
+result, so the two take the same code path. Bad input raises ``predictor.errors.BasepickError``
+(``DataError``, ``ArtifactError``) carrying the one-line message the CLI prints after ``Error:``.
 """
 
 from __future__ import annotations
@@ -146,3 +147,33 @@ def evaluate(labels=None, **options) -> dict:
     result = evaluation(labels, note=notes.append, **options)
     return {**result.to_json(), "notes": notes}
 
+
+# --------------------------------------------------------------------------------------------------
+# plan
+
+
+def planning(candidates, *, budget: int, recipe: str = "regression", labels=None, confidence: float = 0.9,
+             predictor: str | Path | None = None, allow_partial: bool = False, scale: str = "auto", seed: int = 0,
+             note: Note = _ignore):
+    """Propose the next ``budget`` bases to train among ``candidates`` (CSV path or list of dicts, with an
+    optional ``lineage`` column), given measured ``labels`` (label tables); returns a ``predictor.plan.Plan``."""
+    from predictor import artifact
+    from predictor.data import load_snapshot, shipped_predictor_dir
+    from predictor.plan import plan as run_plan
+    from predictor.scale import SCALES
+
+    _require(scale in SCALES, f"scale {scale!r} is not one of {', '.join(SCALES)}")
+    _require(0.5 <= confidence <= 0.999, f"confidence {confidence!r} is not in [0.5, 0.999]")
+    bundle = artifact.load(predictor or shipped_predictor_dir())
+    result = run_plan(candidates, bundle, load_snapshot(), budget=budget, recipe=recipe, label_sources=_sources(labels),
+                      confidence=confidence, allow_partial=allow_partial, scale=scale, seed=seed, note=note)
+    for message in result.notes:
+        note(message)
+    return result
+
+
+def plan(candidates, **options) -> dict:
+    """``planning`` as plain data: the JSON of ``basepick plan --format json`` plus ``notes``."""
+    notes: list[str] = []
+    result = planning(candidates, note=notes.append, **options)
+    return {**result.to_json(), "notes": notes}

@@ -43,8 +43,11 @@ class Table:
         return Path(self.name).name if self.from_file else self.name
 
 
-def read_table(source: str | Path | Iterable[Mapping]) -> Table:
-    """A CSV path, or an iterable of dicts (keys are column names), as a ``Table``."""
+def read_table(source: str | Path | Iterable[Mapping] | Table) -> Table:
+    """A CSV path, or an iterable of dicts (keys are column names), as a ``Table`` (a ``Table`` as it is:
+    a caller that reads extra columns itself passes the table on instead of reading the source twice)."""
+    if isinstance(source, Table):
+        return source
     if isinstance(source, (str, Path)):
         return _read_file(Path(source))
     return _from_records(source)

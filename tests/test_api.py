@@ -1,4 +1,4 @@
-"""The Python API (issue 13, item 9): rank, fit and evaluate on a CSV path or a list of dicts, returning plain
+"""The Python API (issue 13, item 9): rank, plan, fit and evaluate on a CSV path or a list of dicts, returning plain
 data that equals what the CLI prints (both go through predictor.api)."""
 
 from __future__ import annotations
@@ -51,6 +51,46 @@ def test_rank_widens_intervals_for_missing_inputs_as_the_cli(run, tmp_path):
     path = write(tmp_path / "c.csv", "model_id,ifeval,bbh,math_lvl5,gpqa,musr,mmlu_pro,params_b\n"
                  "acme/full-7b,70,30,15,8,10,30,7\nacme/no-mmlu-pro-7b,70,30,15,8,10,,7\n")
     assert out == rank_json(run, path)
+
+
+def test_plan_on_dicts_equals_the_cli(run, tmp_path):
+    ids = ["Qwen/Qwen2.5-7B-Instruct", "google/gemma-2-9b-it", "meta-llama/Llama-3.1-8B-Instruct",
+           "Qwen/Qwen2.5-3B-Instruct"]
+    measured = {"model_id": ids[0], "recipe": "regression", "train_data": "helpsteer2", "eval": "rewardbench-v1",
+                "chat": 90, "chat_hard": 70, "safety": 85, "reasoning": 80, "score": 81.25}
+    out = api.plan([{"model_id": i} for i in ids], budget=2, labels=[measured])
+    assert plain(out) and len(out["proposals"]) == 2 and isinstance(out.pop("notes"), list)
+    assert out["method"] == artifact.summary(D.shipped_predictor_dir())["models"]["regression/score"]["method"]
+    assert out["pool"]["measured"] == 1 and ids[0] not in [p["model_id"] for p in out["proposals"]]
+    candidates = write(tmp_path / "c.csv", "model_id\n" + "\n".join(ids) + "\n")
+    labels = write(tmp_path / "l.csv", ",".join(measured) + "\n" + ",".join(str(v) for v in measured.values()) + "\n")
+    cli = run("plan", candidates, "--budget", "2", "--labels", labels, "--format", "json")
+    assert cli.exit_code == 0, cli.stderr
+    assert out == json.loads(cli.stdout)
+    with pytest.raises(DataError, match="--budget 4: 3 of the 4 candidates are not measured yet"):
+        api.plan([{"model_id": i} for i in ids], budget=4, labels=[measured])
+
+
+def test_rank_on_a_list_of_dicts_equals_the_same_csv(run, tmp_path):
+    records = [{"model_id": "Qwen/Qwen2.5-7B-Instruct", "ifeval": 0.6, "bbh": 40},
+               {"model_id": "acme/new-7b", "ifeval": 70, "bbh": 35.0, "math_lvl5": np.float64(20), "gpqa": 8,
+                "musr": 10, "mmlu_pro": 35, "params_b": 7, "post_training": "instruct"},
+               {"model_id": "google/gemma-2-9b-it", "ifeval": math.nan}]
+    path = write(tmp_path / "c.csv", "model_id,ifeval,bbh,math_lvl5,gpqa,musr,mmlu_pro,params_b,post_training\n"
+                 "Qwen/Qwen2.5-7B-Instruct,0.6,40,,,,,,\nacme/new-7b,70,35,20,8,10,35,7,instruct\ngoogle/gemma-2-9b-it,,,,,,,,\n")
+    from_records = api.rank(records, top=2, max_params=8)
+    scale_note, choice, unused = from_records.pop("notes")
+    assert scale_note == ("records[0] (Qwen/Qwen2.5-7B-Instruct), column ifeval: 0.6 is far below the row's other "
+                          "scores: a fraction among points? it is read as points")
+    assert choice.startswith(f"ranking by {from_records['method']}") and "post_training" in unused
+    assert from_records == rank_json(run, path, "--top", "2", "--max-params", "8")
+
+
+def test_rank_options_and_pool():
+    out = api.rank(pool="leaderboard", top=3, recipe="bradley_terry", weights=None, top_k=5, level=0.9)
+    assert [c["rank"] for c in out["candidates"]] == [1, 2, 3] and out["interval_level"] == 0.9
+    weighted = api.rank([{"model_id": "google/gemma-2-9b-it"}], weights={"chat": 1, "safety": 2})
+    assert weighted["target"] == "weighted(chat=1,safety=2)"
 
 
 @pytest.mark.parametrize("call, message", [

@@ -54,7 +54,8 @@ def test_fail_under_must_lie_in_minus_one_to_one(run, value):
                                   ["rank", EXAMPLES / "candidates.csv", "--max-params", "nan"],
                                   ["evaluate", "--interval", "nan"],
                                   ["check", EXAMPLES / "candidates.csv", "--tolerance", "nan"],
-                                  ["check", EXAMPLES / "candidates.csv", "--max-changed", "nan"]])
+                                  ["check", EXAMPLES / "candidates.csv", "--max-changed", "nan"],
+                                  ["plan", EXAMPLES / "candidates.csv", "--budget", "2", "--confidence", "nan"]])
 def test_nan_is_refused_by_every_number_option(run, args):
     assert_one_line_error(run(*args), "is not a number in the range")
 
