@@ -15,6 +15,18 @@ from predictor.errors import BasepickError
 RECIPES = ("regression", "bradley_terry")
 TARGETS = ("score", "chat", "chat_hard", "safety", "reasoning")
 FORMATS = ("table", "json", "csv")
+SPLITS = ("lineage", "temporal", "random")
+ALLOW_PARTIAL = "Also use partial labels (an eval value containing 'partial': an incomplete RewardBench run)."
+
+
+class Range(click.FloatRange):
+    """click.FloatRange that also refuses NaN (which compares false with both bounds and so passes them)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number in the range {self._describe_range()}.", param, ctx)
+        return number
 
 
 def note(message: str) -> None:
@@ -58,11 +70,11 @@ def main() -> None:
 @click.option("--target", type=click.Choice(TARGETS), default="score", show_default=True, help="RewardBench overall score or one section.")
 @click.option("--predictor", "predictor_dir", metavar="DIR", help="Predictor artifact from `basepick fit` (default: the shipped one).")
 @click.option("--top", type=click.IntRange(min=1), metavar="N", help="Show only the best N.")
-@click.option("--max-params", type=click.FloatRange(min=0, min_open=True), metavar="B", help="Drop candidates larger than B billion parameters.")
+@click.option("--max-params", type=Range(min=0, min_open=True), metavar="B", help="Drop candidates larger than B billion parameters, by nominal size: the size the name states (an 8.03B \"-8B\" model is 8B) when the recorded count agrees with it within 0.6-1.5x, else the recorded count.")
 @click.option("--weights", metavar="S=W,...", help="Rank by a weighted mean of section predictions, e.g. chat=1,chat_hard=2,safety=1,reasoning=1.")
-@click.option("--interval", "level", type=click.FloatRange(0.5, 0.99), default=0.8, show_default=True, help="Coverage of the prediction interval (quantile of leave-lineage-out residuals).")
-@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of the p_top_k column: probability of being among the k best.")
-@click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of score columns: auto detects fractions (all values in [0, 1]) per column.")
+@click.option("--interval", "level", type=Range(0.5, 0.99), default=0.8, show_default=True, help="Coverage of the prediction interval (quantile of leave-lineage-out residuals).")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of the P(top k) column: probability of being among the k best.")
+@click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of the score columns. auto: a `scale` column (ingest writes it) decides its rows; the rest of the file is fractions when every score is at most 1, else percent.")
 @click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Forest plot of the predictions with intervals (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weights, level, top_k, scale, plot, fmt):
@@ -71,12 +83,9 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
     CANDIDATES.csv needs a model_id column (Hugging Face ids). Optional columns override the shipped
     snapshot: ifeval bbh math_lvl5 gpqa musr mmlu_pro (leaderboard v2, normalised), arc hellaswag mmlu
     truthfulqa winogrande gsm8k (v1), params_b, pretrain_tokens_t, post_training, presence_<domain>.
+    The table ends with a legend of its columns.
     """
-    from predictor import artifact, render
-    from predictor import candidates as C
-    from predictor.data import load_snapshot, shipped_predictor_dir
-    from predictor.rank import parse_weights
-    from predictor.rank import rank as rank_candidates
+    from predictor import api, render
 
     if (candidates is None) == (pool is None):
         raise click.UsageError("give either CANDIDATES.csv or --pool leaderboard")
@@ -86,19 +95,8 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
         from predictor.plot import require_matplotlib
 
         require_matplotlib()
-    section_weights = parse_weights(weights) if weights is not None else None
-    bundle = artifact.load(predictor_dir or shipped_predictor_dir())
-    snapshot = load_snapshot()
-    if pool:
-        table = C.ids_only(snapshot.v2_ids, snapshot)
-    else:
-        table = C.read_candidates(candidates, snapshot, scale=scale, note=note)
-    ranking = rank_candidates(
-        table, bundle, recipe=recipe, target=target, weights=section_weights, top=top, max_params=max_params,
-        level=level, top_k=top_k, snapshot=snapshot,
-    )
-    for message in ranking.notes:
-        note(message)
+    ranking = api.ranking(candidates, pool=pool, recipe=recipe, target=target, predictor=predictor_dir, top=top,
+                          max_params=max_params, weights=weights, level=level, top_k=top_k, scale=scale, note=note)
     if plot:
         from predictor.plot import forest_plot
 
@@ -117,9 +115,9 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
 @click.option("--budget", type=click.IntRange(min=1), required=True, metavar="K", help="Runs to propose now (they go out in parallel).")
 @click.option("--recipe", type=click.Choice(RECIPES), default="regression", show_default=True, help="Reward-model training recipe.")
 @click.option("--labels", "labels", multiple=True, metavar="MEASURED.csv", help="Measured labels of candidates (repeatable), e.g. from `basepick train --labels-out`.")
-@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.9, show_default=True, help="Recommend stopping once P(best measured within 1 point of the pool's best) reaches this.")
+@click.option("--confidence", type=Range(0.5, 0.999), default=0.9, show_default=True, help="Recommend stopping once P(best measured within 1 point of the pool's best) reaches this.")
 @click.option("--predictor", "predictor_dir", metavar="DIR", help="Predictor artifact from `basepick fit` (default: the shipped one).")
-@click.option("--allow-partial", is_flag=True, help="Count labels from an incomplete RewardBench run (eval '...-partial').")
+@click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL)
 @click.option("--emit", metavar="RUNS.jsonl", help="Write one `basepick train` command per proposal (see examples/slurm/).")
 @click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of score columns, as for rank.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Monte Carlo draws.")
@@ -130,19 +128,11 @@ def plan(candidates, budget, recipe, labels, confidence, predictor_dir, allow_pa
     CANDIDATES.csv is as for rank, plus an optional lineage column (otherwise the lineage comes from the
     study's metadata or the model id). Measured labels move their siblings' predictions.
     """
-    from pathlib import Path
-
-    from predictor import artifact, render
-    from predictor.data import load_snapshot, shipped_predictor_dir
-    from predictor.plan import plan as run_plan
+    from predictor import api, render
     from predictor.plan import write_runs
 
-    bundle = artifact.load(predictor_dir or shipped_predictor_dir())
-    result = run_plan(candidates, bundle, load_snapshot(), budget=budget, recipe=recipe,
-                      label_paths=[Path(p) for p in labels], confidence=confidence, allow_partial=allow_partial,
-                      scale=scale, seed=seed, note=note)
-    for message in result.notes:
-        note(message)
+    result = api.planning(candidates, budget=budget, recipe=recipe, labels=list(labels), confidence=confidence,
+                          predictor=predictor_dir, allow_partial=allow_partial, scale=scale, seed=seed, note=note)
     if emit:
         write_runs(result, emit)
         note(f"wrote {emit} ({len(result.proposals)} run(s))")
@@ -158,25 +148,19 @@ def plan(candidates, budget, recipe, labels, confidence, predictor_dir, allow_pa
 @click.option("--features", "features", multiple=True, metavar="FEATURES.csv", help="Feature file (repeatable) merged over the snapshot, e.g. presence_* from `basepick probe`.")
 @click.option("--out", required=True, metavar="DIR", help="Artifact directory to write (atomically).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def fit(labels, no_shipped_labels, features, out, seed):
-    """Fit a predictor from labels (RewardBench results per base model and recipe)."""
-    from pathlib import Path
+@click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL)
+def fit(labels, no_shipped_labels, features, out, seed, allow_partial):
+    """Fit a predictor from labels (RewardBench results per base model and recipe).
 
-    from predictor import artifact
-    from predictor.data import LABELS_FILE, benchmarks_dir, shipped_predictor_dir
-    from predictor.fit import fit_bundle
+    Every label row needs a known recipe and RewardBench points 0-100 for score and the four sections,
+    with score their mean (within 0.15).
+    """
+    from predictor import api
 
-    paths = [Path(p) for p in labels]
-    if not no_shipped_labels:
-        paths.insert(0, benchmarks_dir() / LABELS_FILE)
-    if not paths:
+    if no_shipped_labels and not labels:
         raise click.UsageError("--no-shipped-labels needs at least one --labels file")
-    artifact.check_destination(out)
-    bundle = fit_bundle(paths, feature_paths=[Path(p) for p in features], seed=seed)
-    shipped = None if no_shipped_labels else artifact.load(shipped_predictor_dir()).metadata.get("version")
-    artifact.save(bundle, out, parent=shipped)
-    fitted = ", ".join(f"{r}/{t}" for r, t in sorted(bundle.models))
-    note(f"wrote {out} ({len(bundle.models)} models: {fitted})")
+    api.fit(list(labels), out=out, shipped_labels=not no_shipped_labels, features=list(features), seed=seed,
+            allow_partial=allow_partial, note=note)
 
 
 @main.command()
@@ -199,41 +183,40 @@ def inspect(predictors, fmt):
 @click.option("--features", "features", multiple=True, metavar="FEATURES.csv", help="Feature file (repeatable) merged over the snapshot; presence_* columns are evaluated with and without.")
 @click.option("--recipe", type=click.Choice(RECIPES), default="regression", show_default=True)
 @click.option("--target", type=click.Choice(TARGETS), default="score", show_default=True)
-@click.option("--split", default="lineage", show_default=True, help="lineage (primary), temporal, or random (optimistic reference).")
-@click.option("--interval", "level", type=click.FloatRange(0.5, 0.99), default=0.8, show_default=True, help="Nominal coverage of the prediction intervals checked.")
+@click.option("--split", type=click.Choice(SPLITS), default="lineage", show_default=True, help="lineage: whole lineages held out (primary); temporal: later releases predicted from earlier ones; random: 5-fold (optimistic reference).")
+@click.option("--interval", "level", type=Range(0.5, 0.99), default=0.8, show_default=True, help="Nominal coverage of the prediction intervals checked.")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True, help="Lineage-bootstrap resamples for the 95% intervals.")
 @click.option("--no-baselines", is_flag=True, help="Evaluate the predictor only.")
-@click.option("--fail-under", type=float, metavar="RHO", help="Exit 1 when the predictor's Spearman is below RHO (a CI gate).")
+@click.option("--fail-under", type=Range(-1, 1), metavar="RHO", help="Exit 1 when the predictor's Spearman is below RHO, in [-1, 1] (a CI gate).")
+@click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL)
 @click.option("--budget", type=click.IntRange(min=1), metavar="N", help="Also simulate training N bases of random pools, policy by policy (regret after 1..N runs).")
 @click.option("--pool-size", type=click.IntRange(min=2), default=12, show_default=True, metavar="M", help="Candidates per simulated pool (with --budget).")
 @click.option("--pools", "n_pools", type=click.IntRange(min=1), default=40, show_default=True, metavar="P", help="Simulated pools (with --budget).")
 @click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured with intervals; with --budget, regret vs runs per policy (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, budget, pool_size,
-             n_pools, plot, fmt):
+def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, allow_partial, budget,
+             pool_size, n_pools, plot, fmt):
     """Out-of-fold evaluation of the predictor against baselines, in the same folds.
 
     With --budget N it also simulates the decision basepick serves: pools of --pool-size labelled bases,
     policies that train N of them one by one; no pool's labels ever train what scores it.
+
+    \b
+    Columns: ρ Spearman and τ Kendall rank correlation (1 = the measured order); MAE mean absolute
+    error, points; cov@k share of the measured top k found in the predicted top k; regret@1/bkt points
+    lost by taking the predicted best instead of the measured best, per size bucket (<3B, 3-6B, >=6B),
+    averaged; best3/bkt the same for the best of the predicted top 3; regret@1 over all models pooled.
     """
-    from pathlib import Path
-
-    from predictor import render
-    from predictor.data import LABELS_FILE, benchmarks_dir
+    from predictor import api, render
     from predictor.errors import GateFailed
-    from predictor.evaluate import SPLITS
-    from predictor.evaluate import evaluate as run_evaluation
 
-    if split not in SPLITS:
-        raise click.BadParameter(f"{split!r} is not one of {', '.join(SPLITS)}", param_hint="'--split'")
     if plot:
         from predictor.plot import require_matplotlib
 
         require_matplotlib()
-    paths = [Path(p) for p in labels] or [benchmarks_dir() / LABELS_FILE]
-    ev = run_evaluation(paths, recipe=recipe, target=target, split=split, level=level, n_boot=n_boot,
-                        with_baselines=not no_baselines, feature_paths=[Path(p) for p in features],
-                        budget=budget, pool_size=pool_size, n_pools=n_pools)
+    ev = api.evaluation(list(labels) or None, features=list(features), recipe=recipe, target=target, split=split,
+                        level=level, bootstrap=n_boot, baselines=not no_baselines, allow_partial=allow_partial,
+                        budget=budget, pool_size=pool_size, pools=n_pools, note=note)
     if plot:
         from predictor.plot import budget_plot, evaluation_plot
 
@@ -252,10 +235,10 @@ def evaluate(labels, features, recipe, target, split, level, n_boot, no_baseline
 @click.argument("dump", metavar="DUMP")
 @click.option("--against", metavar="CURRENT", help="Compare with this dump (laid over the shipped snapshot) instead of the shipped snapshot.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--tolerance", type=click.FloatRange(min=0), default=2.0, show_default=True, metavar="POINTS", help="A benchmark value may move this many points without counting as changed.")
-@click.option("--max-changed", type=click.FloatRange(0, 1), default=0.01, show_default=True, metavar="SHARE", help="Share of common models per benchmark allowed to move more than --tolerance.")
-@click.option("--max-removed", type=click.FloatRange(0, 1), default=0.01, show_default=True, metavar="SHARE", help="Share of current models a full leaderboard dump may drop.")
-@click.option("--eval-drop", type=click.FloatRange(min=0), default=0.05, show_default=True, metavar="RHO", help="Allowed drop of the lineage-held-out Spearman.")
+@click.option("--tolerance", type=Range(min=0), default=2.0, show_default=True, metavar="POINTS", help="A benchmark value may move this many points without counting as changed.")
+@click.option("--max-changed", type=Range(0, 1), default=0.01, show_default=True, metavar="SHARE", help="Share of common models per benchmark allowed to move more than --tolerance.")
+@click.option("--max-removed", type=Range(0, 1), default=0.01, show_default=True, metavar="SHARE", help="Share of current models a full leaderboard dump may drop.")
+@click.option("--eval-drop", type=Range(min=0), default=0.05, show_default=True, metavar="RHO", help="Allowed drop of the lineage-held-out Spearman.")
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, metavar="K", help="Recommendations compared per size bucket.")
 @click.option("--recipe", type=click.Choice(RECIPES), default="regression", show_default=True)
 def check(dump, against, fmt, tolerance, max_changed, max_removed, eval_drop, top_k, recipe):
@@ -422,14 +405,18 @@ def train(base_dir, data, eval_data, schema, eval_schema, split, eval_split, str
 @main.command()
 @click.argument("labels", metavar="LABELS.csv")
 @click.option("--predictor", "predictor_dir", metavar="DIR", help="Predictor artifact (default: the shipped one).")
+@click.option("--features", "features", multiple=True, metavar="FEATURES.csv", help="Feature file (repeatable) merged over the snapshot, e.g. `basepick ingest` output for a base outside the leaderboard.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def validate(labels, predictor_dir, fmt):
-    """Compare the predictor's predictions for the bases in LABELS.csv with their measured RewardBench labels."""
+def validate(labels, predictor_dir, features, fmt):
+    """Compare the predictor's predictions for the bases in LABELS.csv with their measured RewardBench labels.
+
+    Rows the predictor was fitted on are marked in-sample: their errors are optimistic.
+    """
     from predictor import render
     from trainer_jax.evals.validate import render_table
     from trainer_jax.evals.validate import validate as run_validate
 
-    report = run_validate(labels, predictor_dir)
+    report = run_validate(labels, predictor_dir, features, note=note)
     for skipped in report.skipped:
         note(f"skipped {skipped}")
     click.echo(render.to_json(report.to_json()) if fmt == "json" else render_table(report) + "\n", nl=False)

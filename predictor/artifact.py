@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from predictor.atomic import umask
 from predictor.errors import ArtifactError
 from predictor.methods import PREDICTOR, LinearMethod, method_name
 from predictor.model import RewardPredictor
@@ -72,10 +73,19 @@ def _model_file(recipe: str, target: str, k: int) -> str:
 
 
 def check_destination(out_dir: str | Path) -> Path:
-    """Refuse, before any work, to replace a directory that is not a basepick predictor."""
+    """Refuse, before any work, a destination that is not a basepick predictor or cannot be written."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / METADATA).is_file():
         raise ArtifactError(f"{out_dir} exists and is not a basepick predictor; choose a new --out directory")
+    folder = out_dir.absolute().parent
+    while not folder.exists():  # the nearest folder that exists is where the first new one is made
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ArtifactError(f"cannot create {out_dir}: {folder} is a file, not a folder")
+    try:  # os.access says yes to root everywhere; only trying tells (read-only mounts, /proc)
+        os.rmdir(tempfile.mkdtemp(prefix=".basepick-probe-", dir=folder))
+    except OSError as exc:
+        raise ArtifactError(f"cannot create {out_dir}: {folder} is not writable ({exc.strerror or exc})") from None
     return out_dir
 
 
@@ -83,14 +93,23 @@ def save(bundle: Bundle, out_dir: str | Path, *, parent: str | None = None) -> P
     """Write ``bundle`` to ``out_dir`` atomically; an existing artifact there is replaced.
 
     The artifact's ``version`` is a digest of its models and their state (the same inputs and seed
-    give the same version); ``parent`` is the version it replaces at ``out_dir``, else ``parent``.
+    give the same version). ``parent`` is the version of the artifact it replaces at ``out_dir``, else
+    the given ``parent``; a refit that changes nothing keeps the replaced artifact's parent, and a fit
+    identical to ``parent`` has none.
     """
     out_dir = check_destination(out_dir)
-    if (out_dir / METADATA).is_file():
-        parent = load(out_dir).metadata.get("version", parent)
+    previous = load(out_dir).metadata if (out_dir / METADATA).is_file() else {}
+    try:
+        return _write(bundle, out_dir, previous.get("version", parent), previous)
+    except OSError as exc:
+        raise ArtifactError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
+
+
+def _write(bundle: Bundle, out_dir: Path, parent: str | None, previous: dict) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private (0700); an artifact follows the umask
         (tmp / "models").mkdir()
         (tmp / "models" / "README.txt").write_text(MODELS_README, encoding="utf-8")
         entries = {}
@@ -105,11 +124,13 @@ def save(bundle: Bundle, out_dir: str | Path, *, parent: str | None = None) -> P
             entries[f"{recipe}/{target}"] = {**predictor.state(), "method": method_name(predictor), "files": files}
         digest.update(json.dumps(entries, sort_keys=True).encode())
         version = digest.hexdigest()[:12]
+        if parent == version:  # nothing changed: keep what it was built on (none if identical to the given parent)
+            parent = previous.get("parent") if previous.get("version") == version else None
         metadata = {
             **bundle.metadata,
             "schema_version": SCHEMA_VERSION,
             "version": version,
-            "parent": None if parent == version else parent,  # a refit of identical inputs has no parent
+            "parent": parent,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "models": entries,
         }

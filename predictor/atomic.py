@@ -1,7 +1,8 @@
 """Atomic file writes: a temporary file beside the destination, fsync, then ``os.replace``.
 
 A reader sees the old file or the new one, never a half-written one; a failure (or a kill) leaves
-the destination as it was and removes the temporary file.
+the destination as it was and removes the temporary file. The file gets the permissions a plain
+``open`` would give it (0644 under umask 022), not ``mkstemp``'s private 0600.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", *, newline: str | None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding, newline=None if "b" in mode else newline) as f:
             yield f
@@ -35,3 +37,10 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", *, newline: str | None
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_file(path, newline="") as f:
         f.write(text)
+
+
+def umask() -> int:
+    """The process's umask (os.umask can only be read by setting it; it is restored at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

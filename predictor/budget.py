@@ -133,7 +133,7 @@ def _score_pool(ds: E.Dataset, pool: np.ndarray, outside: np.ndarray, config: Mo
     inner = {m: np.full(len(T.y), np.nan) for m in Mt.METHODS}
     for g in sorted(set(T.lineage.tolist()) | set(ds.lineage[pool].tolist())):
         held, in_pool = T.lineage == g, ds.lineage[pool] == g
-        if (~held).sum() < 8:
+        if (~held).sum() < E.MIN_TRAIN:
             continue  # as evaluate.out_of_fold: too few rows left to fit on
         for name in LEARNED:
             model = Mt.fit(name, T.take(~held), config)

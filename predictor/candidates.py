@@ -9,16 +9,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from predictor import features as F
-from predictor.data import Snapshot, read_csv, require_column
+from predictor import scale as S
+from predictor.data import Snapshot
 from predictor.errors import DataError
+from predictor.tables import Table, read_table
 
-SCALES = ("auto", "percent", "fraction")
 GIVEN, SNAPSHOT, MISSING = "given", "snapshot", "missing"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -34,50 +34,80 @@ class Candidates:
 
 
 def read_candidates(
-    path: str | Path, snapshot: Snapshot, *, scale: str = "auto", note: Callable[[str], None] = lambda s: None,
+    source, snapshot: Snapshot, *, scale: str = "auto", note: Callable[[str], None] = lambda s: None,
     read_elsewhere: tuple[str, ...] = (),
 ) -> Candidates:
-    """Read a candidates CSV and fill every known id from the snapshot (given values win).
+    """Read a candidates table (CSV path or list of dicts) and fill every known id from the snapshot
+    (given values win). Score units follow ``predictor.scale``: per file, never guessed per column.
 
     ``read_elsewhere``: non-feature columns the caller reads itself (``plan``'s lineage), not noted as ignored.
     """
-    path = Path(path)
-    header, rows = read_csv(path)
-    id_col = require_column(path, header, "model_id")
-    if not rows:
-        raise DataError(f"{path}: no candidate rows below the header")
-    feature_cols = {}
-    for j, name in enumerate(header):
+    table = read_table(source)
+    id_col = table.column("model_id")
+    if not table.rows:
+        raise DataError(f"{table.name}: no candidate rows below the header")
+    feature_cols, scale_col = {}, None
+    for j, name in enumerate(table.header):
         if j == id_col or not name or name in read_elsewhere:
             continue
         if name in F.SPECS or F.is_presence(name):
             feature_cols[name] = j
+        elif name == S.SCALE_COLUMN:
+            scale_col = j
         elif F.is_probe_extra(name):
             continue  # a probe features file used as candidates: spreads and counts are not features
         elif name in F.DERIVED:
-            note(f"{path}: column {name!r} is computed by basepick; the file's values are ignored")
+            note(f"{table.name}: column {name!r} is computed by basepick; the file's values are ignored")
         else:
-            note(f"{path}: ignoring column {name!r} (not a basepick feature; see `basepick rank --help`)")
+            note(f"{table.name}: ignoring column {name!r} (not a basepick feature; see `basepick rank --help`)")
 
-    ids = _read_ids(path, rows, id_col)
-    given = {name: _read_column(path, rows, name, j) for name, j in feature_cols.items()}
-    for name, values in given.items():
-        if F.is_presence(name) or not F.SPECS[name].is_score:
-            continue
-        if scale == "fraction" or (scale == "auto" and F.detect_fraction(values)):
-            if scale == "auto":
-                note(f"{path}: column {name!r} has all values in [0, 1]: read as fractions and scaled to 0-100")
-            given[name] = values * 100.0
+    ids = _read_ids(table, id_col)
+    given = {name: _read_column(table, name, j) for name, j in feature_cols.items()}
+    declared = [_declared(table, i, row, scale_col) for i, row in enumerate(table.rows)]
+    _apply_scale(table, ids, given, declared, scale, note)
     for name, values in given.items():
         for i, value in enumerate(values):
             if (why := F.check_range(name, value)) is not None:
-                raise DataError(f"{path} row {i + 2} ({ids[i]}), column {name}: {why}")
+                raise DataError(f"{table.where(i)} ({ids[i]}), column {name}: {why}")
+    if "params_b" in given:
+        for i, (model_id, p) in enumerate(zip(ids, given["params_b"])):
+            if F.contradicts_name(model_id, p):
+                note(f"{table.where(i)} ({model_id}): params_b {p:g} is under {F.NAME_SIZE_RATIO:.0%} of the "
+                     f"{F.stated_size(model_id):g}B its name states (a quantised export's count?); the given value is used")
+    return fill_from_snapshot(ids, given, snapshot, where=table.where)
 
-    return fill_from_snapshot(ids, given, snapshot, where=str(path))
+
+def _declared(table: Table, i: int, row: list[str], j: int | None) -> str:
+    if j is None:
+        return ""
+    try:
+        return S.parse_declared(row[j])
+    except ValueError as exc:
+        raise DataError(f"{table.where(i)}, column {S.SCALE_COLUMN}: {exc}") from None
+
+
+def _apply_scale(table: Table, ids: list[str], given: dict[str, np.ndarray], declared: list[str], scale: str,
+                 note: Callable[[str], None]) -> None:
+    """Rescale the given score columns to points in place (see predictor.scale); mixed rows are an error."""
+    scores = {name: values for name, values in given.items() if name in F.SPECS and F.SPECS[name].is_score}
+    check = S.check_scale(scores, declared, scale)
+    if check.mixed_rows:
+        i = check.mixed_rows[0]
+        raise DataError(f"{table.where(i)} ({ids[i]}): every score is at most 1 while other rows hold percents: "
+                        "fractions mixed into percents; give points 0-100 (or --scale to say which unit the file uses)")
+    if check.fraction_file:
+        note(f"{table.name}: every score is at most 1: read as fractions and scaled to 0-100 "
+             "(--scale percent if they are points)")
+    for i, name, value in check.out_of_line:
+        note(f"{table.where(i)} ({ids[i]}), column {name}: {value:g} is far below the row's other scores: "
+             "a fraction among points? it is read as points")
+    for name, values in scores.items():
+        given[name] = values * check.factor  # points, 0-100
 
 
 def fill_from_snapshot(
-    ids: list[str], given: dict[str, np.ndarray], snapshot: Snapshot, *, where: str = "candidates"
+    ids: list[str], given: dict[str, np.ndarray], snapshot: Snapshot, *,
+    where: Callable[[int], str] = lambda i: f"candidate {i + 1}",
 ) -> Candidates:
     """Combine given columns with snapshot values; every SPECS feature (and given presence_*) is present."""
     n = len(ids)
@@ -100,7 +130,7 @@ def fill_from_snapshot(
     for i, model_id in enumerate(ids):
         if rows[i] is None and not any(provenance[name][i] == GIVEN for name in names):
             raise DataError(
-                f"{where} row {i + 2}: {model_id!r} is not in the shipped leaderboard snapshot and no "
+                f"{where(i)}: {model_id!r} is not in the shipped leaderboard snapshot and no "
                 "scores are given for it; add its benchmark columns (e.g. ifeval, bbh, math_lvl5, gpqa, "
                 "musr, mmlu_pro, params_b) or check the id's spelling"
             )
@@ -108,41 +138,40 @@ def fill_from_snapshot(
     return Candidates(ids=ids, columns=columns, provenance=provenance)
 
 
-def _read_ids(path: Path, rows: list[list[str]], id_col: int) -> list[str]:
+def _read_ids(table: Table, id_col: int) -> list[str]:
     ids: list[str] = []
     first_row: dict[str, int] = {}
-    for lineno, row in enumerate(rows, start=2):
+    for i, row in enumerate(table.rows):
         model_id = row[id_col].strip()
+        where = table.where(i)
         if not model_id:
-            raise DataError(f"{path} row {lineno}: empty model_id")
+            raise DataError(f"{where}: empty model_id")
         if _CONTROL.search(model_id) or len(model_id) > 200:
-            raise DataError(f"{path} row {lineno}: model_id {model_id[:40]!r} is not a Hugging Face model id")
+            raise DataError(f"{where}: model_id {model_id[:40]!r} is not a Hugging Face model id")
         if model_id in first_row:
-            raise DataError(
-                f"{path} row {lineno}: duplicate model_id {model_id!r} (first on row {first_row[model_id]}); "
-                "keep one row per model"
-            )
-        first_row[model_id] = lineno
+            raise DataError(f"{where}: duplicate model_id {model_id!r} (first on {table.row_name(first_row[model_id])}); "
+                            "keep one row per model")
+        first_row[model_id] = i
         ids.append(model_id)
     return ids
 
 
-def _read_column(path: Path, rows: list[list[str]], name: str, j: int) -> np.ndarray:
-    values = np.empty(len(rows))
-    for i, row in enumerate(rows):
+def _read_column(table: Table, name: str, j: int) -> np.ndarray:
+    values = np.empty(len(table.rows))
+    for i, row in enumerate(table.rows):
         try:
             values[i] = F.parse_value(name, row[j])
         except ValueError as exc:
-            raise DataError(f"{path} row {i + 2}, column {name}: {exc}") from None
+            raise DataError(f"{table.where(i)}, column {name}: {exc}") from None
     return values
 
 
 def ids_only(ids: list[str], snapshot: Snapshot) -> Candidates:
     """Candidates from the snapshot alone (``rank --pool leaderboard``)."""
-    return fill_from_snapshot(ids, {}, snapshot, where="snapshot")
+    return fill_from_snapshot(ids, {}, snapshot)
 
 
-def with_features(snapshot: Snapshot, paths: list[Path]) -> Snapshot:
+def with_features(snapshot: Snapshot, paths: list, note: Callable[[str], None] = lambda s: None) -> Snapshot:
     """The snapshot with feature files merged in (e.g. presence_* from ``basepick probe``).
 
     A file's known values override the snapshot's for its models; new models are added; a column
@@ -154,7 +183,7 @@ def with_features(snapshot: Snapshot, paths: list[Path]) -> Snapshot:
     index = dict(snapshot.index)
     columns = {k: v.copy() for k, v in snapshot.columns.items()}
     for path in paths:
-        table = read_candidates(path, snapshot, scale="percent")
+        table = read_candidates(path, snapshot, note=note)
         for model_id in table.ids:
             if model_id not in index:
                 index[model_id] = len(ids)

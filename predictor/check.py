@@ -24,22 +24,18 @@ top-k of each size bucket (<3B, 3-6B, >=6B) before and after, ranked with the sh
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from predictor import data as D
 from predictor import features as F
-from predictor import ingest as I
-from predictor.errors import BasepickError, DataError
+from predictor.dump import BENCHMARKS, FEATURES, V2_CSV, Dump, load_dump
+from predictor.errors import BasepickError
 
 SCHEMA_VERSION = 1
 BUCKETS = ("<3B", "3-6B", ">=6B")
-V2_CSV, FEATURES, HARNESS = "leaderboard_v2", "features", "harness"
-BENCHMARKS = F.V2_SCORES + F.V1_SCORES
-V2_NORMALISED = {name: f"evaluations_{'math' if name == 'math_lvl5' else name}_normalized_score" for name in F.V2_SCORES}
-V2_RAW = {name: col.replace("_normalized_score", "_value") for name, col in V2_NORMALISED.items()}
 SHOWN = 10  # examples kept per list in the report
 
 
@@ -49,171 +45,6 @@ class Tolerance:
     max_changed: float = 0.01  # share of common models per benchmark allowed to move more
     max_removed: float = 0.01  # share of current models a full leaderboard dump may drop
     eval_drop: float = 0.05  # allowed drop of leave-one-lineage-out Spearman
-
-
-@dataclass
-class Dump:
-    path: str
-    kind: str
-    ids: list[str]
-    columns: dict[str, np.ndarray]  # feature → (N,) points / params; NaN when missing
-    rows: int
-    invalid: list[dict] = field(default_factory=list)  # {"row", "model_id", "column", "problem"}
-    conflicts: list[dict] = field(default_factory=list)
-    duplicates: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    def problem(self, row, model_id, column, problem) -> None:
-        self.invalid.append({"row": row, "model_id": model_id, "column": column, "problem": problem})
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading a dump
-
-
-def load_dump(path: str | Path) -> Dump:
-    """Read and validate a dump. Unreadable or unrecognised input raises DataError (exit 2)."""
-    path = Path(path)
-    if path.is_dir() or path.suffix.lower() == ".json":
-        return _harness(path)
-    header, rows = D.read_csv(path)
-    if not rows:
-        raise DataError(f"{path}: no rows below the header")
-    if "model_name" in header and any(h.startswith("evaluations_") for h in header):
-        return _leaderboard(path, header, rows)
-    if "model_id" in header:
-        return _features(path, header, rows)
-    D.require_column(path, header, "model_id")  # raises, with a delimiter hint where one applies
-    raise AssertionError("unreachable")
-
-
-def _harness(path: Path) -> Dump:
-    models = I.read_results(path)
-    ids = [m.model_id for m in models]
-    columns = {name: np.array([m.scores.get(name, math.nan) for m in models]) for name in BENCHMARKS}
-    notes = [f"{m.model_id}: {n}" for m in models for n in m.notes]
-    return Dump(str(path), HARNESS, ids, columns, rows=len(models), notes=notes)
-
-
-def _bad_id(model_id: str) -> str | None:
-    if not model_id:
-        return "empty model id"
-    if I._CONTROL.search(model_id) or len(model_id) > 200:
-        return f"{model_id[:40]!r} is not a Hugging Face model id"
-    return None
-
-
-def _cell(dump: Dump, lineno: int, model_id: str, column: str, name: str, text: str) -> float:
-    try:
-        value = F.parse_value(name, text)
-    except ValueError as exc:
-        dump.problem(lineno, model_id, column, str(exc))
-        return math.nan
-    return value
-
-
-def _leaderboard(path: Path, header: list[str], rows: list[list[str]]) -> Dump:
-    c = {name: j for j, name in enumerate(header)}
-    dump = Dump(str(path), V2_CSV, [], {}, rows=len(rows))
-    missing = [col for col in V2_NORMALISED.values() if col not in c]
-    for col in missing:
-        dump.problem(1, "", col, "column missing from the header")
-    rule = all(k in c for k in ("model_has_chat_template", "features_is_official_provider", "model_precision",
-                                "metadata_submission_date", "id"))
-    by_model: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        model_id = row[c["model_name"]].strip()
-        if (why := _bad_id(model_id)) is not None:
-            dump.problem(i + 2, model_id, "model_name", why)
-            continue
-        by_model.setdefault(model_id, []).append(i)
-    values = {name: np.full(len(rows), np.nan) for name in (*F.V2_SCORES, "params_b")}  # (R,) per row
-    for i, row in enumerate(rows):
-        model_id = row[c["model_name"]].strip()
-        for name, col in V2_NORMALISED.items():
-            if col not in c:
-                continue
-            n_problems = len(dump.invalid)
-            v = values[name][i] = _cell(dump, i + 2, model_id, col, name, row[c[col]])
-            if math.isnan(v) and len(dump.invalid) == n_problems:
-                dump.problem(i + 2, model_id, col, "missing score (every leaderboard row has all six)")
-            elif (why := F.check_range(name, v)) is not None:
-                dump.problem(i + 2, model_id, col, why)
-            elif name in I.LOWER_BOUND and V2_RAW[name] in c and not math.isnan(v):
-                raw = _cell(dump, i + 2, model_id, V2_RAW[name], name, row[c[V2_RAW[name]]])
-                if not math.isnan(raw) and abs(I.normalise(raw, I.LOWER_BOUND[name]) - v) > 0.01:
-                    dump.problem(i + 2, model_id, col, f"{v:g} is not the normalisation of the raw score {raw:g} "
-                                 f"({I.normalise(raw, I.LOWER_BOUND[name]):.4g})")
-        if "metadata_params_billions" in c:
-            p = _cell(dump, i + 2, model_id, "metadata_params_billions", "params_b", row[c["metadata_params_billions"]])
-            values["params_b"][i] = p if p > 0 else math.nan  # the leaderboard writes 0 for unknown
-    for name in F.V2_SCORES:
-        known = values[name][~np.isnan(values[name])]
-        if known.size >= 20 and F.detect_fraction(known):
-            dump.problem(1, "", V2_NORMALISED[name], "every value lies in [0, 1]: fractions, but the leaderboard's "
-                         "normalised scores are points 0-100")
-    chosen = []
-    for model_id, members in by_model.items():
-        key = (lambda i: D._v2_preference(rows[i], c)) if rule else (lambda i: (i,))
-        members.sort(key=key)
-        best = members[0]
-        chosen.append(best)
-        dump.duplicates += len(members) - 1
-        for other in members[1:]:
-            if rule and key(other)[:-1] != key(best)[:-1]:
-                continue  # the row rule prefers `best`: a documented choice, not a conflict
-            differ = [n for n in F.V2_SCORES if not _same(values[n][best], values[n][other])]
-            if differ:
-                dump.conflicts.append({"model_id": model_id, "rows": [best + 2, other + 2], "columns": differ})
-    dump.ids = [rows[i][c["model_name"]].strip() for i in chosen]
-    dump.columns = {name: col[chosen] for name, col in values.items()}
-    return dump
-
-
-def _same(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 0.01
-
-
-def _features(path: Path, header: list[str], rows: list[list[str]]) -> Dump:
-    j_id = header.index("model_id")
-    dump = Dump(str(path), FEATURES, [], {}, rows=len(rows))
-    names = {}
-    for j, name in enumerate(header):
-        if j == j_id or not name:
-            continue
-        if name in F.SPECS:
-            names[name] = j
-        else:
-            dump.notes.append(f"{path}: column {name!r} is not checked (not a canonical feature)")
-    ids, first, keep = [], {}, []
-    cols = {name: np.full(len(rows), np.nan) for name in names}
-    for i, row in enumerate(rows):
-        model_id = row[j_id].strip()
-        for name, j in names.items():
-            cols[name][i] = _cell(dump, i + 2, model_id, name, name, row[j])
-        if (why := _bad_id(model_id)) is not None:
-            dump.problem(i + 2, model_id, "model_id", why)
-            continue
-        if model_id in first:
-            dump.duplicates += 1
-            k = first[model_id]
-            differ = [n for n in names if not _same(cols[n][k], cols[n][i])]
-            if differ:
-                dump.conflicts.append({"model_id": model_id, "rows": [k + 2, i + 2], "columns": differ})
-            continue
-        first[model_id] = i
-        ids.append(model_id)
-        keep.append(i)
-    for name, values in cols.items():
-        if F.SPECS[name].is_score and F.detect_fraction(values[keep]):
-            dump.notes.append(f"{path}: column {name!r} has all values in [0, 1]: read as fractions, scaled to 0-100")
-            values *= 100.0
-        for i in keep:
-            if (why := F.check_range(name, values[i])) is not None:
-                dump.problem(i + 2, rows[i][j_id].strip(), name, why)
-    dump.ids = ids
-    dump.columns = {name: values[keep] for name, values in cols.items()}
-    return dump
 
 
 # --------------------------------------------------------------------------------------------------
@@ -270,6 +101,11 @@ def check(dump_path: str | Path, *, against: str | Path | None = None, tolerance
     pool_after = list(dump.ids) if full_after else sorted(set(pool_before) | set(dump.ids))
 
     validation = _validation(dump, shipped, failures)
+    if dump.sizes:
+        first = dump.sizes[0]
+        notes.append(f"{len(dump.sizes)} model(s) record params_b under {F.NAME_SIZE_RATIO:.0%} of the size their name "
+                     f"states, e.g. {first['model_id']} {first['params_b']:g}B (name: {first['stated']:g}B), likely "
+                     "quantised exports' counts" + ("; the stated size is used" if dump.kind == V2_CSV else ""))
     diff = _diff(dump, before, pool_before, full_before and full_after, tolerance, failures)
     report = {
         "schema_version": SCHEMA_VERSION,
@@ -304,6 +140,7 @@ def _validation(dump: Dump, shipped: D.Snapshot, failures: list[str]) -> dict:
             missing[name] = n
     unknown = [m for m in dump.ids if m not in shipped.index]
     return {
+        "params_contradicting_name": dump.sizes[:SHOWN], "n_params_contradicting_name": len(dump.sizes),
         "invalid": dump.invalid[:SHOWN], "n_invalid": len(dump.invalid),
         "conflicts": dump.conflicts[:SHOWN], "n_conflicts": len(dump.conflicts),
         "duplicate_rows": dump.duplicates,
@@ -313,19 +150,20 @@ def _validation(dump: Dump, shipped: D.Snapshot, failures: list[str]) -> dict:
 
 
 def _diff(dump: Dump, before: D.Snapshot, pool: list[str], full: bool, tol: Tolerance, failures: list[str]) -> dict:
-    in_pool = set(pool)
-    common = [m for m in dump.ids if m in before.index]
+    in_pool = set(pool)  # one basis: the current pool; in both + added = the dump, in both + removed = the pool
+    common = [m for m in dump.ids if m in in_pool]
     added = [m for m in dump.ids if m not in in_pool]
     removed = sorted(in_pool - set(dump.ids)) if full else []
     if full and len(removed) > tol.max_removed * len(pool):
         failures.append(f"{len(removed)} of {len(pool)} current models are missing from the dump "
                         f"(allowed {tol.max_removed:.0%}): a truncated export?")
     position = {m: i for i, m in enumerate(dump.ids)}
-    old_at = np.array([before.index[m] for m in common], dtype=int)
-    new_at = np.array([position[m] for m in common], dtype=int)
+    known = [m for m in dump.ids if m in before.index]  # drift: every model with values before, pooled or not
+    old_at = np.array([before.index[m] for m in known], dtype=int)
+    new_at = np.array([position[m] for m in known], dtype=int)
     changes = {}
     for name in BENCHMARKS:
-        if name not in dump.columns or not common:
+        if name not in dump.columns or not known:
             continue
         old, new = before.columns[name][old_at], dump.columns[name][new_at]  # (C,) points
         both = ~np.isnan(old) & ~np.isnan(new)
@@ -333,7 +171,7 @@ def _diff(dump: Dump, before: D.Snapshot, pool: list[str], full: bool, tol: Tole
         moved = np.abs(delta) > tol.points
         lost = int((~np.isnan(old) & np.isnan(new)).sum())
         order = np.argsort(-np.abs(delta), kind="mergesort")[:SHOWN]
-        ids = np.array(common)[both]
+        ids = np.array(known)[both]
         share = float(moved.mean()) if both.any() else 0.0
         changes[name] = {
             "compared": int(both.sum()), "changed": int(moved.sum()), "share": round(share, 4),
@@ -345,7 +183,8 @@ def _diff(dump: Dump, before: D.Snapshot, pool: list[str], full: bool, tol: Tole
         if share > tol.max_changed:
             failures.append(f"{name}: {int(moved.sum())} of {int(both.sum())} models ({share:.1%}) moved by more than "
                             f"{tol.points:g} points (max {float(np.abs(delta).max()):.1f}); allowed {tol.max_changed:.0%}")
-    return {"common": len(common), "added": added[:SHOWN], "n_added": len(added),
+    return {"dump_models": len(dump.ids), "current_models": len(pool), "removals_counted": full,
+            "common": len(common), "added": added[:SHOWN], "n_added": len(added),
             "removed": removed[:SHOWN], "n_removed": len(removed), "changes": changes}
 
 

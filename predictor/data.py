@@ -7,9 +7,7 @@ row per model and raises ``DataError`` with the file, line and column on bad inp
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
 import os
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ import numpy as np
 from predictor import features as F
 from predictor.atomic import atomic_file
 from predictor.errors import DataError
+from predictor.tables import Table, read_csv, read_table, require_column  # noqa: F401 (read_csv: the trainer's CSV reader too)
 
 V2_FILE = "open_llm_leaderboard_v2.csv"
 V1_FILE = "open_llm_leaderboard_v1.csv"
@@ -59,63 +58,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------------------------------
-# CSV reading with one-line errors
-
-
-def read_csv(path: str | Path) -> tuple[list[str], list[list[str]]]:
-    """Read a comma-separated UTF-8 file → (header, rows). Each row has len(header) fields."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a CSV file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not raw.strip():
-        raise DataError(f"{path}: file is empty; expected a CSV with a header row")
-    if b"\x00" in raw:
-        raise DataError(f"{path}: binary data, not a CSV file")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8 CSV") from None
-    try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise DataError(f"{path}: not a valid CSV file ({exc})") from None
-    records = [r for r in records if any(cell.strip() for cell in r)]  # blank lines carry nothing
-    if not records:
-        raise DataError(f"{path}: no header row; expected a CSV with a header row")
-    header = [name.strip() for name in records[0]]
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise DataError(f"{path}: column {name!r} appears twice in the header")
-        seen.add(name)
-    rows = records[1:]
-    for lineno, row in enumerate(rows, start=2):
-        if len(row) != len(header):
-            raise DataError(
-                f"{path} row {lineno}: {len(row)} fields but the header has {len(header)}; "
-                "check quoting and that the file is comma-separated"
-            )
-    return header, rows
-
-
-def require_column(path: Path, header: list[str], name: str) -> int:
-    if name in header:
-        return header.index(name)
-    hint = ""
-    for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-        if any(sep in h for h in header):
-            hint = f"; the file seems to use {label} as delimiter, basepick reads comma-separated files"
-            break
-    raise DataError(f"{path}: no {name!r} column (found: {', '.join(h[:30] for h in header[:8])}){hint}")
 
 
 def _float(text: str) -> float:
@@ -251,7 +193,7 @@ def load_snapshot(root: Path | None = None) -> Snapshot:
     return snapshot
 
 
-_CACHE_FORMAT = "snapshot-v1"
+_CACHE_FORMAT = "snapshot-v2"  # v2: sizes stated in names replace quantised counts
 
 
 def cache_dir() -> Path:
@@ -294,10 +236,17 @@ def _parse_snapshot(bench: Path) -> Snapshot:
         columns[name][at1] = _numbers(rows1, c1[name])
     params = columns["params_b"]
     params[params <= 0] = np.nan  # the leaderboards write 0 for "unknown"
+    stated = {i: F.stated_size(model_id) for i, model_id in zip(at2, v2)}  # sizes v2 names state (SOURCES.md)
+    for i, size in stated.items():
+        if F.contradicts_name(ids[i], params[i]):  # a quantised export's packed count
+            params[i] = size
     v1_params = _numbers(rows1, c1["params_b"])
     v1_params[v1_params <= 0] = np.nan
     missing = np.isnan(params[at1])
     params[at1[missing]] = v1_params[missing]
+    for i, size in stated.items():
+        if math.isnan(params[i]):  # no leaderboard records a size: the name's
+            params[i] = size
 
     for model_id, m in meta.items():  # the study's metadata is authoritative
         for name in ("params_b", "pretrain_tokens_t", "post_training"):
@@ -327,63 +276,99 @@ def load_model_metadata(path: Path | None = None) -> dict[str, dict]:
 # Labels: RewardBench results of reward models trained from a base
 
 
+PARTIAL = "partial"  # in a label's eval value (e.g. rewardbench-v1-partial): an incomplete RewardBench run
+SCORE_TOLERANCE = 0.15  # points: score must equal the mean of the four sections within this
+
+
 @dataclass(frozen=True)
 class Label:
     model_id: str
-    recipe: str  # regression | bradley_terry | any recipe name a trainer wrote
+    recipe: str  # one of RECIPES
     train_data: str  # e.g. helpsteer2
-    eval: str  # e.g. rewardbench-v1
-    values: dict[str, float]  # target name → RewardBench points 0-100 (NaN when not reported)
-    source: str  # "file:row" for error messages
+    eval: str  # e.g. rewardbench-v1; contains "partial" when some subsets were missing or short
+    values: dict[str, float]  # target name → RewardBench points 0-100, all five present
+    source: str  # "file row N" for error messages
+
+    @property
+    def partial(self) -> bool:
+        return PARTIAL in self.eval.lower()
 
 
-def load_labels(paths: list[Path]) -> list[Label]:
-    """Read one or more label files; rows agreeing on (model_id, recipe, train_data, eval) merge.
+def load_labels(sources: list) -> list[Label]:
+    """Read label tables (CSV paths or lists of dicts); rows agreeing on (model_id, recipe, train_data,
+    eval) merge, and two rows with the same key and different values are an error naming both rows.
 
-    Two rows with the same key and different values are an error naming both rows.
+    Every row needs a known recipe and RewardBench points (0-100) for ``score`` and the four sections,
+    with ``score`` the mean of the sections within ``SCORE_TOLERANCE``: nothing is imputed, and a row
+    (or file) of fractions is an error.
     """
     merged: dict[tuple, Label] = {}
-    for path in paths:
-        path = Path(path)
-        header, rows = read_csv(path)
-        cols = {name: require_column(path, header, name) for name in LABEL_KEY + TARGETS}
-        for lineno, row in enumerate(rows, start=2):
-            where = f"{path} row {lineno}"
-            key = tuple(row[cols[name]].strip() for name in LABEL_KEY)
-            if not all(key):
-                missing = [n for n, v in zip(LABEL_KEY, key) if not v]
-                raise DataError(f"{where}: empty {', '.join(missing)}")
-            values = {}
-            for name in TARGETS:
-                try:
-                    value = F.parse_value(name, row[cols[name]])
-                except ValueError as exc:
-                    raise DataError(f"{where}, column {name}: {exc}") from None
-                if not math.isnan(value) and not 0.0 <= value <= 100.0:
-                    raise DataError(f"{where}, column {name}: {value:g} is not a RewardBench score in 0-100")
-                values[name] = value
-            if math.isnan(values["score"]):
-                section_values = [values[s] for s in SECTIONS]
-                if any(math.isnan(v) for v in section_values):
-                    raise DataError(f"{where}: no score and not all four sections to compute it from")
-                values["score"] = float(np.mean(section_values))
-            label = Label(*key, values=values, source=where)
+    names = []
+    for source in sources:
+        table = read_table(source)
+        names.append(table.name)
+        cols = {name: table.column(name) for name in LABEL_KEY + TARGETS}
+        parsed = [_label_values(table, i, row, cols) for i, row in enumerate(table.rows)]
+        fractions = [i for i, values in enumerate(parsed) if max(values.values()) <= 1.0]
+        if fractions and len(fractions) == len(parsed):
+            raise DataError(f"{table.name}: every value is at most 1: these are fractions, but labels are "
+                            "RewardBench points 0-100; multiply them by 100")
+        for i, values in enumerate(parsed):
+            where = table.where(i)
+            if i in fractions:
+                raise DataError(f"{where}: every value is at most 1: fractions among points; labels are "
+                                "RewardBench points 0-100")
+            mean = float(np.mean([values[s] for s in SECTIONS]))
+            if abs(values["score"] - mean) > SCORE_TOLERANCE + 1e-9:  # 81.1 beside 81.25 is within
+                raise DataError(f"{where}: score {values['score']:g} is not the mean of the four sections "
+                                f"({mean:.2f}, allowed difference {SCORE_TOLERANCE:g}); RewardBench's score is their mean")
+            key = tuple(table.rows[i][cols[name]].strip() for name in LABEL_KEY)
             previous = merged.get(key)
             if previous is not None and not _same_values(previous.values, values):
                 raise DataError(
                     f"{where} disagrees with {previous.source} for {key[0]} ({key[1]}, {key[2]}, {key[3]}); "
                     "keep one of them"
                 )
-            merged.setdefault(key, label)
+            merged.setdefault(key, Label(*key, values=values, source=where))
     if not merged:
-        raise DataError(f"{', '.join(str(p) for p in paths)}: no label rows")
+        raise DataError(f"{', '.join(names)}: no label rows")
     return list(merged.values())
 
 
+def _label_values(table: Table, i: int, row: list[str], cols: dict[str, int]) -> dict[str, float]:
+    """One label row's key checks and its five values, points; raises DataError naming the row."""
+    where = table.where(i)
+    key = [row[cols[name]].strip() for name in LABEL_KEY]
+    if not all(key):
+        raise DataError(f"{where}: empty {', '.join(n for n, v in zip(LABEL_KEY, key) if not v)}")
+    if key[1] not in RECIPES:
+        raise DataError(f"{where}: unknown recipe {key[1][:40]!r} (known: {', '.join(RECIPES)})")
+    values = {}
+    for name in TARGETS:
+        try:
+            value = F.parse_value(name, row[cols[name]])
+        except ValueError as exc:
+            raise DataError(f"{where}, column {name}: {exc}") from None
+        if math.isnan(value):
+            raise DataError(f"{where}, column {name}: missing (empty or NaN); every label needs score and the four "
+                            f"sections {', '.join(SECTIONS)}, nothing is imputed")
+        if not 0.0 <= value <= 100.0:
+            raise DataError(f"{where}, column {name}: {value:g} is not a RewardBench score in points 0-100")
+        values[name] = value
+    return values
+
+
+def refuse_partial(labels: list[Label], allow: bool) -> None:
+    """Partial labels (``eval`` contains "partial") are refused unless ``allow``."""
+    partial = [lab for lab in labels if lab.partial]
+    if partial and not allow:
+        first = partial[0]
+        raise DataError(f"{first.source}: {len(partial)} partial label(s), e.g. {first.model_id} (eval {first.eval!r}: "
+                        "an incomplete RewardBench run); use them anyway with --allow-partial")
+
+
 def _same_values(a: dict[str, float], b: dict[str, float]) -> bool:
-    return all(
-        (math.isnan(a[k]) and math.isnan(b[k])) or abs(a[k] - b[k]) <= 0.05 for k in TARGETS
-    )
+    return all(abs(a[k] - b[k]) <= 0.05 for k in TARGETS)
 
 
 def join_labels(labels: list[Label], snapshot: Snapshot, recipe: str) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:

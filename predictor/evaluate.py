@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +23,8 @@ from predictor.lineage import lineage_of
 from predictor.model import ModelConfig, RewardPredictor, with_presence
 
 SPLITS = ("lineage", "temporal", "random")
+MIN_TRAIN = 8  # models a fold must train on, else its test models are not predicted
+MIN_PREDICTED = 5  # out-of-fold predictions (from 2 lineages) below which no metric means anything
 PREDICTOR = "basepick (LightGBM)"
 WITHOUT_PRESENCE = "basepick without presence_*"
 # given to rank as columns, unused by the predictor: evaluated here with them, to show why (issue 13)
@@ -73,11 +74,13 @@ def dataset(labels: list[D.Label], snapshot: D.Snapshot, metadata: dict[str, dic
     return ds.take(known)
 
 
-def load_dataset(label_paths: list[Path], recipe: str, target: str, feature_paths: list[Path] = ()) -> Dataset:
-    labels = D.load_labels(label_paths)
+def load_dataset(label_sources: list, recipe: str, target: str, feature_sources: list = (), *,
+                 allow_partial: bool = False, note=lambda s: None) -> Dataset:
+    labels = D.load_labels(label_sources)
+    D.refuse_partial(labels, allow_partial)
     if recipe not in {l.recipe for l in labels}:
         raise DataError(f"no labels for recipe {recipe!r} (have: {', '.join(sorted({l.recipe for l in labels}))})")
-    snapshot = with_features(D.load_snapshot(), list(feature_paths))
+    snapshot = with_features(D.load_snapshot(), list(feature_sources), note=note)
     return dataset(labels, snapshot, D.load_model_metadata(), recipe, target)
 
 
@@ -94,6 +97,23 @@ def folds(ds: Dataset, split: str, seed: int = 0) -> list[np.ndarray]:
         order = np.random.default_rng(seed).permutation(len(ds.y))
         return [np.isin(np.arange(len(ds.y)), part) for part in np.array_split(order, 5)]
     raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+
+
+def require_folds(ds: Dataset, split: str, what: str, seed: int = 0) -> None:
+    """DataError unless ``split`` predicts at least MIN_PREDICTED models out of fold, from 2 lineages."""
+    n, lineages = len(ds.y), sorted(set(ds.lineage.tolist()))
+    if split == "lineage" and len(lineages) < 2:
+        raise DataError(f"{what}: all {n} labelled models are of one lineage ({lineages[0] if lineages else 'none'}); "
+                        "holding a lineage out needs labelled models of at least 2 lineages")
+    predicted = np.zeros(n, dtype=bool)
+    for test in folds(ds, split, seed):
+        if train_mask(ds, test, split).sum() >= MIN_TRAIN:
+            predicted |= test
+    k, groups = int(predicted.sum()), len(set(ds.lineage[predicted].tolist()))
+    if k < MIN_PREDICTED or groups < 2:
+        raise DataError(f"{what}: the {split} split predicts only {k} of {n} labelled models out of fold, from {groups} "
+                        f"lineage(s) (a fold needs {MIN_TRAIN} models to train on); at least {MIN_PREDICTED} from 2 "
+                        "lineages are needed: add labels")
 
 
 def train_mask(ds: Dataset, test: np.ndarray, split: str) -> np.ndarray:
@@ -115,7 +135,7 @@ def out_of_fold(ds: Dataset, fit_predict, split: str, seed: int = 0) -> np.ndarr
     pred = np.full(len(ds.y), np.nan)
     for test in folds(ds, split, seed):
         train = train_mask(ds, test, split)
-        if train.sum() < 8 or not test.any():
+        if train.sum() < MIN_TRAIN or not test.any():
             continue
         pred[test] = fit_predict(ds.take(train), ds.take(test))
     return pred
@@ -132,7 +152,7 @@ def nested_intervals(ds: Dataset, config: ModelConfig, split: str, level: float)
     high = np.full(len(ds.y), np.nan)
     for test in folds(ds, split):
         train = train_mask(ds, test, split)
-        if train.sum() < 8 or not test.any():
+        if train.sum() < MIN_TRAIN or not test.any():
             continue
         inner = ds.take(train)
         half = M.interval_halfwidth(lineage_residuals(inner, config), level)
@@ -197,7 +217,7 @@ class Evaluation:
 
 
 def evaluate(
-    label_paths: list[Path],
+    label_sources: list,
     *,
     recipe: str = "regression",
     target: str = "score",
@@ -207,7 +227,9 @@ def evaluate(
     n_boot: int = 1000,
     seed: int = 0,
     with_baselines: bool = True,
-    feature_paths: list[Path] = (),
+    feature_sources: list = (),
+    allow_partial: bool = False,
+    note=lambda s: None,
     budget: int | None = None,
     pool_size: int = 12,
     n_pools: int = 40,
@@ -222,7 +244,8 @@ def evaluate(
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     base_config = config or ModelConfig()
-    ds = load_dataset(label_paths, recipe, target, feature_paths)
+    ds = load_dataset(label_sources, recipe, target, feature_sources, allow_partial=allow_partial, note=note)
+    require_folds(ds, split, "evaluate", seed)
     if budget is not None:
         from predictor import budget as BU  # budget imports this module
 
@@ -271,7 +294,8 @@ def evaluate(
 
 
 def verdict(results: list[MethodResult]) -> list[str]:
-    """Plain statements: does the predictor beat the best baseline on Spearman and on regret@1/bucket?"""
+    """Plain statements per headline metric: does the predictor beat the best baseline? "beats" and "does
+    NOT beat" only when their 95% lineage-bootstrap intervals do not overlap; else "is not distinguishable"."""
     ours = results[0]
     others = [m for m in results[1:] if m.name in B.BASELINES]
     if not others:
@@ -280,9 +304,22 @@ def verdict(results: list[MethodResult]) -> list[str]:
     for metric, better in (("spearman", max), ("regret@1/bucket", min), ("coverage@5", max)):
         values = {m.name: m.metrics[metric] for m in others if not math.isnan(m.metrics[metric])}
         best_name = better(values, key=values.get)
+        best = next(m for m in others if m.name == best_name)
         mine, theirs = ours.metrics[metric], values[best_name]
+        ci = [(m.low.get(metric, math.nan), m.high.get(metric, math.nan)) for m in (ours, best)]
+        said = f"the predictor ({mine:.3f}) {{}} the best baseline, {best_name} ({theirs:.3f})"
         wins = mine > theirs if better is max else mine < theirs
-        tie = abs(mine - theirs) < 1e-9
-        word = "ties" if tie else ("beats" if wins else "does NOT beat")
-        lines.append(f"{metric}: the predictor ({mine:.3f}) {word} the best baseline, {best_name} ({theirs:.3f})")
+        if any(math.isnan(x) for pair in ci for x in pair):
+            word = "ties" if abs(mine - theirs) < 1e-9 else ("is ahead of" if wins else "is behind")
+            lines.append(f"{metric}: {said.format(word)} on point estimates; without bootstrap intervals a "
+                         "difference cannot be told from noise")
+            continue
+        (lo1, hi1), (lo2, hi2) = ci
+        if abs(mine - theirs) < 1e-9:
+            lines.append(f"{metric}: {said.format('ties')}")
+        elif lo1 <= hi2 and lo2 <= hi1:
+            lines.append(f"{metric}: {said.format('is not distinguishable from')}: their 95% intervals "
+                         f"[{lo1:.2f}, {hi1:.2f}] and [{lo2:.2f}, {hi2:.2f}] overlap")
+        else:
+            lines.append(f"{metric}: {said.format('beats' if wins else 'does NOT beat')} (95% intervals do not overlap)")
     return lines

@@ -8,6 +8,7 @@ accuracies. A value that is not known is NaN — never 0 — and LightGBM routes
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,3 +129,37 @@ def size_bucket(params_b: float) -> str:
     if params_b < 6.0:
         return "3-6B"
     return ">=6B"
+
+
+# --------------------------------------------------------------------------------------------------
+# Sizes stated in model names: quantised exports record their packed parameter count (a 4-bit
+# Llama-3-8B shows 4.015B), which puts an 8B model in the wrong size bucket.
+
+# "-8B", "_12b", "-8x7B" (a size token between separators); "1_8b", "Qwen0.5B" and "3.2.1B" are ambiguous
+_SIZE_TOKEN = re.compile(r"(?:^|(?<=[-_ ]))(?<!\d_)(?:(\d+)x)?(\d+(?:\.\d+)?)[bB](?=$|[-_ .])")
+NAME_SIZE_MIN = 6.0  # billions: names stating at least this are checked against the recorded size
+NAME_SIZE_RATIO = 0.6  # a recorded size below this share of the stated one contradicts the name
+
+
+def stated_size(model_id: str) -> float:
+    """Billions of parameters the model's name states ("ZEUS-8B" → 8, "8x7B" → 56); NaN when the name
+    states none, or several different sizes ("OLMoE-1B-7B")."""
+    name = model_id.rsplit("/", 1)[-1]
+    sizes = {float(m[2]) * (int(m[1]) if m[1] else 1) for m in _SIZE_TOKEN.finditer(name)}
+    return sizes.pop() if len(sizes) == 1 else math.nan
+
+
+def contradicts_name(model_id: str, params_b: float) -> bool:
+    """True when the name states >= 6B and the recorded size is under 60% of it (a quantised export)."""
+    stated = stated_size(model_id)
+    return stated >= NAME_SIZE_MIN and params_b < NAME_SIZE_RATIO * stated
+
+
+def nominal_size(model_id: str, params_b: float) -> float:
+    """The size a model is known by, for ``--max-params``: the name's stated size when the recorded
+    size agrees with it (0.6-1.5x, so Llama-3.1-8B at 8.03B is an 8B model) or is unknown; else the
+    recorded size (a merge or MoE whose name understates it)."""
+    stated = stated_size(model_id)
+    if math.isnan(stated) or (not math.isnan(params_b) and not NAME_SIZE_RATIO * stated <= params_b <= 1.5 * stated):
+        return params_b
+    return stated

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import replace
-from pathlib import Path
+from typing import Callable
 
 import lightgbm as lgb
 import numpy as np
@@ -17,51 +17,55 @@ from predictor import metrics as M
 from predictor import uncertainty as U
 from predictor.artifact import Bundle
 from predictor.candidates import with_features
-from predictor.errors import DataError
 from predictor.model import ModelConfig
+from predictor.tables import read_table
 
 
 def fit_bundle(
-    label_paths: list[Path], *, feature_paths: list[Path] = (), config: ModelConfig | None = None, seed: int = 0
+    label_sources: list, *, feature_sources: list = (), config: ModelConfig | None = None, seed: int = 0,
+    allow_partial: bool = False, note: Callable[[str], None] = lambda s: None,
 ) -> Bundle:
     """Fit every (recipe, target) in the labels; return the bundle with its provenance metadata.
 
-    ``feature_paths`` are basepick feature CSVs (e.g. presence_* from ``basepick probe``) merged over
-    the snapshot; presence columns known for any labelled model become features.
+    ``label_sources`` and ``feature_sources`` are CSV paths or lists of dicts. Feature tables (e.g.
+    presence_* from ``basepick probe``) are merged over the snapshot; presence columns known for any
+    labelled model become features. Partial labels are refused unless ``allow_partial``.
     """
     config = replace(config or ModelConfig(), seed=seed)
-    labels = D.load_labels(label_paths)
-    snapshot = with_features(D.load_snapshot(), list(feature_paths))
+    labels = D.load_labels(label_sources)
+    D.refuse_partial(labels, allow_partial)
+    snapshot = with_features(D.load_snapshot(), list(feature_sources), note=note)
     metadata_of = D.load_model_metadata()
     recipes = sorted({l.recipe for l in labels})
-    for recipe in recipes:  # every join is checked before any model is fitted
-        D.join_labels(labels, snapshot, recipe)
+    for recipe in recipes:  # every join and every calibration split is checked before any model is fitted
+        E.require_folds(E.dataset(labels, snapshot, metadata_of, recipe, "score"), "lineage", f"fit ({recipe})")
     models = {}
     labelled = {}
     for recipe in recipes:
         for target in D.TARGETS:
             ds = E.dataset(labels, snapshot, metadata_of, recipe, target)
-            if len(ds.y) < 2 * config.min_data_in_leaf:
-                continue  # a section nobody reported for this recipe
             models[(recipe, target)] = fit_chosen(ds, config, seed=seed)
             if target == "score":
                 params = ds.columns["params_b"]
                 labelled[recipe] = {"models": ds.ids, "params_b_range": [float(np.nanmin(params)), float(np.nanmax(params))]}
-    if not models:
-        raise DataError("no recipe has enough labelled models to fit")
     bench = D.benchmarks_dir()
     metadata = {
         "basepick_version": __version__,
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "lightgbm": lgb.__version__},
         "seed": seed,
         "data": {
-            "labels": [{"file": Path(p).name, "sha256": D.sha256(p)} for p in label_paths],
-            **({"features": [{"file": Path(p).name, "sha256": D.sha256(p)} for p in feature_paths]} if feature_paths else {}),
+            "labels": [_provenance(s) for s in label_sources],
+            **({"features": [_provenance(s) for s in feature_sources]} if feature_sources else {}),
             "snapshot": {name: D.sha256(bench / name) for name in (D.V2_FILE, D.V1_FILE, D.MODELS_FILE)},
         },
         "labelled": labelled,
     }
     return Bundle(models=models, metadata=metadata)
+
+
+def _provenance(source) -> dict:
+    table = read_table(source)
+    return {"file": table.label, "sha256": table.sha256}
 
 
 def fit_chosen(ds: E.Dataset, config: ModelConfig, *, seed: int = 0):
@@ -100,7 +104,7 @@ def lineage_out_masked(ds: E.Dataset, name: str, config: ModelConfig, groups: li
     n_patterns = 2 ** len(groups)
     out = np.full((n_patterns, len(ds.y)), np.nan)
     for test in E.folds(ds, "lineage"):
-        if (~test).sum() < 8:
+        if (~test).sum() < E.MIN_TRAIN:
             continue  # as evaluate.out_of_fold: too few rows left to fit on
         rows = np.flatnonzero(test)
         model = Mt.fit(name, ds.take(~test), config)

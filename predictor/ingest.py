@@ -47,10 +47,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from predictor import features as F
+from predictor import scale as S
 from predictor.atomic import write_text
-from predictor.data import read_csv, require_column
 from predictor.errors import DataError
+from predictor.tables import Table, read_table
 
 BBH_CHOICES = {
     "boolean_expressions": 2, "causal_judgement": 2, "date_understanding": 6, "disambiguation_qa": 3,
@@ -321,26 +324,61 @@ def _cell(value: float) -> str:
 
 
 def write_features(out: Path, models: list[ModelScores]) -> None:
-    header = ["model_id", *FEATURE_COLUMNS]
+    """Write the models' rows (``scale`` = percent, so ``rank`` never guesses their unit); an existing
+    file keeps its other rows and columns, and an updated row keeps the cells ingest does not compute."""
+    header = ["model_id", *FEATURE_COLUMNS, S.SCALE_COLUMN]
     rows: dict[str, dict[str, str]] = {}
     if out.exists():
-        old_header, old_rows = read_csv(out)
-        j = require_column(out, old_header, "model_id")
-        header = old_header + [c for c in header if c not in old_header]
-        for r in old_rows:
-            rows[r[j].strip()] = dict(zip(old_header, r))
+        table = read_table(out)
+        j = table.column("model_id")
+        header = table.header + [c for c in header if c not in table.header]
+        for r in table.rows:
+            rows[r[j].strip()] = dict(zip(table.header, r))
+        _check_kept_cells_are_points(table, j, models)
     for m in models:
         row = rows.setdefault(m.model_id, {"model_id": m.model_id})
         for name, value in m.scores.items():
             row[name] = _cell(value)
+        row[S.SCALE_COLUMN] = "percent"
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
     for r in rows.values():
         writer.writerow([r.get(c, "") for c in header])
-    if out.parent and not out.parent.is_dir():
-        raise DataError(f"{out}: folder {out.parent} does not exist")
+    if not out.parent.is_dir():
+        what = "is not a folder" if out.parent.exists() else "does not exist"
+        raise DataError(f"{out}: {out.parent} {what}")
     try:
         write_text(out, buf.getvalue())
     except OSError as exc:
         raise DataError(f"{out}: cannot write ({exc.strerror or exc})") from None
+
+
+def _check_kept_cells_are_points(table: Table, j: int, models: list[ModelScores]) -> None:
+    """An updated row is marked percent: the scores it keeps from the old file must be points already."""
+    names = [n for n in table.header if n in F.SPECS and F.SPECS[n].is_score]
+    scores = {n: np.array([_number(r[table.header.index(n)]) for r in table.rows]) for n in names}
+    k = table.header.index(S.SCALE_COLUMN) if S.SCALE_COLUMN in table.header else None
+    declared = [_declared(r[k]) if k is not None else "" for r in table.rows]
+    factor = S.check_scale(scores, declared).factor
+    updated = {m.model_id: m for m in models}
+    for i, r in enumerate(table.rows):
+        m = updated.get(r[j].strip())
+        kept = [n for n in names if m is not None and n not in m.scores and not np.isnan(scores[n][i])]
+        if kept and factor[i] != 1.0:
+            raise DataError(f"{table.where(i)} ({m.model_id}): its {', '.join(kept)} are fractions and ingest writes "
+                            "points; convert that row to points 0-100 or write to a new --out file")
+
+
+def _number(text: str) -> float:
+    try:
+        return F.parse_value("ifeval", text)
+    except ValueError:
+        return math.nan
+
+
+def _declared(text: str) -> str:
+    try:
+        return S.parse_declared(text)
+    except ValueError:
+        return ""

@@ -27,6 +27,7 @@ from predictor.atomic import write_text
 from predictor.errors import ArtifactError, DataError
 from predictor.lineage import lineage_of
 from predictor.methods import method_name
+from predictor.tables import Table, read_table
 from predictor.uncertainty import widening
 
 CRITERION = {
@@ -93,30 +94,32 @@ class Plan:
 
 
 def plan(
-    path: str | Path,
+    source,
     bundle: Bundle,
     snapshot: D.Snapshot,
     *,
     budget: int,
     recipe: str = "regression",
-    label_paths: list[Path] = (),
+    label_sources: list = (),
     confidence: float = 0.9,
     allow_partial: bool = False,
     scale: str = "auto",
     seed: int = 0,
     note=lambda s: None,
 ) -> Plan:
-    """Propose the next ``budget`` runs for the candidates in ``path`` (see the module doc)."""
-    table = C.read_candidates(path, snapshot, scale=scale, note=note, read_elsewhere=(LINEAGE_COLUMN,))
+    """Propose the next ``budget`` runs for the candidates in ``source`` (a CSV path or a list of dicts; see
+    the module doc); ``label_sources``: measured labels, CSV paths or lists of dicts."""
+    candidates = read_table(source)
+    table = C.read_candidates(candidates, snapshot, scale=scale, note=note, read_elsewhere=(LINEAGE_COLUMN,))
     n = len(table)
     if n < 2:
-        raise DataError(f"{path}: a pool of one candidate leaves nothing to choose; list at least two")
-    measured = read_measured(label_paths, table.ids, recipe, allow_partial)
+        raise DataError(f"{candidates.name}: a pool of one candidate leaves nothing to choose; list at least two")
+    measured = read_measured(label_sources, table.ids, recipe, allow_partial)
     if not 1 <= budget <= n - len(measured):
         raise DataError(f"--budget {budget}: {n - len(measured)} of the {n} candidates are not measured yet; "
                         "ask for 1 to that many runs")
     metadata = D.load_model_metadata()
-    given = _lineage_column(path)
+    given = _lineage_column(candidates)
     lineages = [lineage_of(i, metadata, g) for i, g in zip(table.ids, given)]
     model = bundle.get(recipe, "score")
     cal = model.calibration_ or {}
@@ -138,19 +141,18 @@ def plan(
                 proposals, measured, within, within_after, notes=_notes(table.ids, lineages, bundle, recipe, sd, cal))
 
 
-def read_measured(paths: list[Path], ids: list[str], recipe: str, allow_partial: bool) -> dict[str, float]:
-    """Measured overall scores by model id, from label files (``train --labels-out`` rows)."""
-    if not paths:
+def read_measured(sources: list, ids: list[str], recipe: str, allow_partial: bool) -> dict[str, float]:
+    """Measured overall scores by model id, from label tables (``train --labels-out`` rows)."""
+    if not sources:
         return {}
     known = set(ids)
     out: dict[str, tuple[float, str]] = {}
-    for label in D.load_labels(list(paths)):
+    labels = D.load_labels(list(sources))
+    D.refuse_partial(labels, allow_partial)
+    for label in labels:
         if label.recipe != recipe:
             raise DataError(f"{label.source}: a {label.recipe} label, but this plan is for the {recipe} recipe; "
                             "pass --recipe or only that recipe's labels")
-        if "partial" in label.eval.lower() and not allow_partial:
-            raise DataError(f"{label.source}: eval {label.eval!r} is an incomplete RewardBench run; rerun it, or "
-                            "pass --allow-partial to count it")
         if label.model_id not in known:
             raise DataError(f"{label.source}: {label.model_id!r} is not among the candidates; add it to the "
                             "candidates file or drop the label")
@@ -161,12 +163,11 @@ def read_measured(paths: list[Path], ids: list[str], recipe: str, allow_partial:
     return {k: v for k, (v, _) in out.items()}
 
 
-def _lineage_column(path: str | Path) -> list[str]:
-    header, rows = D.read_csv(path)
-    if LINEAGE_COLUMN not in header:
-        return [""] * len(rows)
-    j = header.index(LINEAGE_COLUMN)
-    return [row[j] for row in rows]
+def _lineage_column(table: Table) -> list[str]:
+    if LINEAGE_COLUMN not in table.header:
+        return [""] * len(table.rows)
+    j = table.header.index(LINEAGE_COLUMN)
+    return [row[j] for row in table.rows]
 
 
 def _notes(ids, lineages, bundle: Bundle, recipe: str, sd: np.ndarray, cal: dict) -> list[str]:

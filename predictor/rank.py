@@ -207,9 +207,10 @@ def rank(
     params = candidates.columns["params_b"]
     keep = np.ones(len(candidates), dtype=bool)
     notes = []
-    if max_params is not None:
-        keep &= ~(params > max_params)
-        if (unknown := int(np.isnan(params[keep]).sum())):
+    if max_params is not None:  # nominal sizes: an 8.03B "-8B" model passes --max-params 8
+        nominal = np.array([F.nominal_size(m, p) for m, p in zip(candidates.ids, params)])
+        keep &= ~(nominal > max_params)
+        if (unknown := int(np.isnan(nominal[keep]).sum())):
             notes.append(f"{unknown} candidate(s) with unknown size kept under --max-params")
     rows = np.flatnonzero(keep)
     if rows.size == 0:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 
 from predictor.rank import Ranking
@@ -14,12 +15,13 @@ FORMATS = ("table", "json", "csv")
 
 
 def console(file=None):
-    """A rich console on stdout; plain text and a fixed width off a terminal (stable in pipes and tests)."""
+    """A rich console on stdout; off a terminal plain text, $COLUMNS wide (rich reads it) or else 140."""
     from rich.console import Console
 
     file = file or sys.stdout
     tty = file.isatty()
-    return Console(file=file, width=None if tty else 140, no_color=not tty, highlight=False, soft_wrap=False)
+    width = None if tty or os.environ.get("COLUMNS", "").isdigit() else 140
+    return Console(file=file, width=width, no_color=not tty, highlight=False, soft_wrap=False)
 
 
 def to_json(payload: dict) -> str:
@@ -44,26 +46,52 @@ def _drivers(drivers: list[dict]) -> str:
 
 
 def ranking_table(ranking: Ranking, file=None) -> None:
+    """The ranked candidates as two tables keyed by rank, legible at 80 columns: the decision (model id,
+    prediction, interval, P(top k)) first, titled with the ranking method the artifact chose, then per
+    candidate the gain over the default, size, drivers and feature sources; a legend explains every column."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(
-        title=f"Predicted RewardBench {ranking.target} — {ranking.recipe} recipe, ranked by {ranking.method} "
-        f"({ranking.level:.0%} intervals; P(top {ranking.top_k}); gain over the bucket's default Llama-3.x)",
-        title_justify="left",
-    )
-    for name, justify in (("#", "right"), ("model", "left"), ("predicted", "right"), ("interval", "right"),
-                          (f"P(top {ranking.top_k})", "right"), ("vs Llama", "right"), ("size", "left"),
-                          ("drivers", "left"), ("features", "left")):
-        table.add_column(name, justify=justify)
+    def table(title: str, columns: list[tuple[str, str]]) -> Table:
+        t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for name, justify in columns:
+            t.add_column(name, justify=justify, overflow="fold")
+        return t
+
+    main = table(f"Predicted RewardBench {ranking.target}, {ranking.recipe} recipe\nranked by {ranking.method}",
+                 [("#", "right"), ("model", "left"), ("predicted", "right"), ("interval", "right"),
+                  (f"P(top {ranking.top_k})", "right")])
+    details = table("By rank: vs Llama, size, drivers, features",
+                    [("#", "right"), ("vs Llama", "right"), ("size", "left"), ("drivers (points)", "left"),
+                     ("features", "left")])
     for c in ranking.candidates:
-        size = c.size_bucket + (f" ({c.params_b:g}B)" if not math.isnan(c.params_b) else "")
-        mark = "*" if c.outside_labelled_range else ""
-        interval = "" if math.isnan(c.low) else f"{c.low:.1f}–{c.high:.1f}"
-        odds = "" if math.isnan(c.p_top_k) else f"{c.p_top_k:.2f}"
-        gain = "" if c.gain_vs_default is None else f"{c.gain_vs_default['points']:+.1f}"
-        table.add_row(str(c.rank), c.model_id, f"{c.predicted:.1f}{mark}", interval, odds, gain, size,
-                      _drivers(c.drivers), _provenance(c.features))
-    console(file).print(table)
+        main.add_row(str(c.rank), c.model_id, f"{c.predicted:.1f}" + ("*" if c.outside_labelled_range else ""),
+                     "" if math.isnan(c.low) else f"{c.low:.1f}–{c.high:.1f}",
+                     "" if math.isnan(c.p_top_k) else f"{c.p_top_k:.2f}")
+        details.add_row(str(c.rank), "" if c.gain_vs_default is None else f"{c.gain_vs_default['points']:+.1f}",
+                        "?" if math.isnan(c.params_b) else f"{c.params_b:g}B",
+                        _drivers(c.drivers), _provenance(c.features))
+    out = console(file)
+    out.print(main)
+    out.print(details)
+    for line in rank_legend(ranking):
+        out.print(line)
+
+
+def rank_legend(ranking: Ranking) -> list[str]:
+    level, k = f"{ranking.level:.0%}", ranking.top_k
+    return [
+        "predicted: RewardBench points (0-100) of a reward model trained from this base, by the ranking method "
+        "named in the title (chosen per recipe and target out of fold); * its size is outside the labelled models' "
+        "sizes, so the prediction extrapolates.",
+        f"interval: {level} prediction interval, the prediction ± the {level} quantile of the method's "
+        "leave-one-lineage-out errors, wider for a candidate that lacks inputs the method uses. "
+        f"P(top {k}): probability of being among the {k} best candidates.",
+        "vs Llama: predicted points over the study's default, the Llama-3.x of the same size bucket (<3B, 3-6B, "
+        ">=6B). size: parameters. drivers: the features that move the prediction most, in points (mean_v2: mean of the six "
+        "leaderboard v2 scores; log_params: log of the parameter count). features: where the inputs came from "
+        "(given: your file; snapshot: the shipped leaderboards; missing: unknown).",
+    ]
 
 
 def ranking_csv(ranking: Ranking) -> str:
@@ -88,6 +116,14 @@ def ranking_csv(ranking: Ranking) -> str:
 EVAL_COLUMNS = (("spearman", "ρ"), ("kendall", "τ"), ("mae", "MAE"), ("coverage@3", "cov@3"), ("coverage@5", "cov@5"),
                 ("coverage@10", "cov@10"), ("regret@1/bucket", "regret@1/bkt"), ("best_of_3_regret/bucket", "best3/bkt"),
                 ("regret@1/pooled", "regret@1"))
+
+
+METRIC_LEGEND = (
+    "ρ, τ: Spearman and Kendall rank correlation of predicted and measured scores (1 = the same order). MAE: mean "
+    "absolute error, points. cov@k: share of the measured top k found in the predicted top k. regret@1/bkt: points "
+    "lost by taking the predicted best instead of the measured best, inside each size bucket (<3B, 3-6B, >=6B), "
+    "averaged; best3/bkt: the same for the best of the predicted top 3; regret@1: over all models pooled."
+)
 
 
 def evaluation_table(ev, file=None) -> None:
@@ -118,6 +154,7 @@ def evaluation_table(ev, file=None) -> None:
               f"{ev.interval_coverage:.0%} out of fold.")
     for line in ev.verdict:
         out.print(line)
+    out.print(METRIC_LEGEND)
     if ev.budget is not None:
         budget_table(ev, out)
 
@@ -146,6 +183,10 @@ def artifacts_table(summaries: list[dict], file=None) -> None:
             table.add_row(key, m["method"], str(m["labelled_models"]), str(len(m["features"])), fmt(cv.get("spearman")),
                           fmt(m["mean_score_spearman"]), fmt(cv.get("mae")), fmt(cv.get("regret@1/bucket")))
         out.print(table)
+    out.print("Measured at fit time, leave-one-lineage-out. ρ: Spearman rank correlation of predicted and measured "
+              "scores; ρ mean score: the same for ranking by mean leaderboard v2 score (the rule to beat); MAE: mean "
+              "absolute error, points; regret@1/bkt: points lost by taking the predicted best instead of the measured "
+              "best inside each size bucket, averaged.")
 
 
 def check_report(report: dict, file=None) -> None:
@@ -157,12 +198,19 @@ def check_report(report: dict, file=None) -> None:
     out.print(f"basepick check: {d['path']} ({d['kind']}, {d['models']} models from {d['rows']} rows) "
               f"against {report['against']['path']}")
     out.print(f"validation: {v['n_invalid']} invalid value(s), {v['n_conflicts']} conflict(s), "
-              f"{v['duplicate_rows']} duplicate row(s), {v['n_unknown_ids']} id(s) new to the snapshot")
+              f"{v['duplicate_rows']} duplicate row(s), {v['n_unknown_ids']} id(s) new to the snapshot, "
+              f"{v['n_params_contradicting_name']} size(s) contradicting the name")
     for item in v["invalid"]:
         out.print(f"  row {item['row']} {item['model_id'][:50]} {item['column']}: {item['problem']}")
     if v["missing"]:
         out.print("missing benchmarks: " + ", ".join(f"{k} {n}" for k, n in v["missing"].items()))
-    out.print(f"models: {diff['common']} in both, {diff['n_added']} added, {diff['n_removed']} removed")
+    basis = (f"current pool {diff['current_models']} = in both + removed" if diff["removals_counted"]
+             else "removals are counted for full leaderboard dumps only")
+    out.print(f"models: {diff['common']} in both, {diff['n_added']} added, {diff['n_removed']} removed "
+              f"(dump {diff['dump_models']} = in both + added; {basis})")
+    for item in v["params_contradicting_name"]:
+        out.print(f"  row {item['row']} {item['model_id'][:50]} params_b {item['params_b']:g}B: the name states "
+                  f"{item['stated']:g}B")
     if diff["changes"]:
         t = Table(title=f"Changes beyond {report['tolerance']['points']:g} points", title_justify="left")
         for col, justify in (("benchmark", "left"), ("compared", "right"), ("changed", "right"),

@@ -105,7 +105,7 @@ def test_fit_with_bad_labels_writes_nothing(run, tmp_path):
 def test_fit_with_labels_for_unknown_models(run, tmp_path):
     labels = write(
         tmp_path / "l.csv",
-        "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\nacme/x,regression,hs2,rb1,90,70,80,85,81\n",
+        "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\nacme/x,regression,hs2,rb1,90,70,80,85,81.25\n",
     )
     assert_one_line_error(run("fit", "--labels", labels, "--out", tmp_path / "out"), "acme/x")
     assert not (tmp_path / "out").exists()
@@ -152,7 +152,7 @@ def test_random_tables_exit_0_or_one_line_error(run, tmp_path, header, cells):
 def test_evaluate_with_labels_for_unknown_models(run, tmp_path):
     labels = write(
         tmp_path / "l.csv",
-        "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\nacme/x,regression,hs2,rb1,90,70,80,85,81\n",
+        "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\nacme/x,regression,hs2,rb1,90,70,80,85,81.25\n",
     )
     assert_one_line_error(run("evaluate", "--labels", labels), "acme/x", "snapshot does not know")
 
@@ -191,3 +191,13 @@ def test_fit_on_random_label_files_is_exit_2_and_writes_nothing(run, tmp_path_fa
         pytest.fail(f"fit accepted {rows!r}")
     assert_one_line_error(result)
     assert not (folder / "out").exists()
+
+
+@pytest.mark.parametrize("args", [["rank", "/dev/zero"], ["check", "/dev/zero"],
+                                  ["ingest", "tests/fixtures/harness/pythia-1b", "--out", "/dev/full"],
+                                  ["evaluate", "--labels", "/dev/zero"]])
+def test_a_device_is_refused_not_read_forever(run, monkeypatch, args):
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    assert_one_line_error(run(*args), "/dev/", "a device, not a CSV file")

@@ -203,7 +203,7 @@ odd_id = st.one_of(st.sampled_from(["Qwen/Qwen2.5-7B-Instruct", "acme/x", "ünï
 def test_well_formed_feature_dumps_pass_or_fail_the_gate(run, tmp_path_factory, rows):
     """Any well-formed feature CSV — odd Unicode ids, NaN/inf, huge values — gives a report and exit 0 or 1."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")  # "\r\n": a field holding a bare \r is quoted, so the file stays well formed
+    writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)  # minimal quoting leaves a bare \r: a line break
     writer.writerow(HEADER.strip().split(","))
     writer.writerows([[model_id, *cells] for model_id, cells in rows])
     path = tmp_path_factory.mktemp("c") / "dump.csv"
@@ -264,3 +264,61 @@ def test_bad_cells_in_a_leaderboard_dump_are_reported(run, tmp_path_factory, edi
     flagged = {(p["row"], p["column"]) for p in report["validation"]["invalid"]}
     for r, task, _ in edits[:3]:
         assert (r + 1, f"evaluations_{task}_normalized_score") in flagged or report["validation"]["n_invalid"] > 10
+
+
+# Counting on one basis; sizes that contradict the name (issue 13, item 5)
+
+
+def leaderboard_without(tmp_path: Path, name: str, drop) -> Path:
+    rows = v2_rows()
+    j = rows[0].index("model_name")
+    return write_rows(tmp_path / name, [rows[0]] + [r for r in rows[1:] if not drop(r[j])])
+
+
+def test_against_counts_added_removed_and_in_both_on_one_basis(run, tmp_path):
+    rows = v2_rows()
+    ids = sorted({r[rows[0].index("model_name")] for r in rows[1:]})
+    old = leaderboard_without(tmp_path, "old.csv", lambda m: m >= ids[4041])  # 4,041 models
+    new = leaderboard_without(tmp_path, "new.csv", lambda m: m in ids[:3])  # 4,494 models: 3 gone, 456 new
+    _, report, _ = check_json(run, new, "--against", old, "--max-removed", "1")
+    d = report["diff"]
+    assert (d["dump_models"], d["current_models"]) == (4494, 4041)
+    assert (d["common"], d["n_added"], d["n_removed"]) == (4038, 456, 3)
+    assert d["common"] + d["n_added"] == d["dump_models"] and d["common"] + d["n_removed"] == d["current_models"]
+    table = run("check", new, "--against", old, "--max-removed", "1")
+    assert "models: 4038 in both, 456 added, 3 removed (dump 4494 = in both + added; current pool 4041 = in both + removed)" \
+        in table.stdout
+
+
+def test_check_lists_sizes_that_contradict_the_name(run, tmp_path):
+    code, report, stderr = check_json(run, SHIPPED_V2)
+    v = report["validation"]
+    assert code == 0 and v["n_params_contradicting_name"] == 33  # unambiguous names stating >= 6B, under 60% of it
+    listed = v["params_contradicting_name"]
+    assert listed[0]["model_id"] == "ContactDoctor/Bio-Medical-Llama-3-8B" and listed[0]["params_b"] == 4.015
+    assert all(i["stated"] >= 6 and i["params_b"] < 0.6 * i["stated"] for i in listed) and len(listed) == 10
+    assert "33 model(s) record params_b under 60% of the size their name states" in stderr
+    dump = write(tmp_path / "f.csv", HEADER + "T145/ZEUS-8B-V15,50,30,10,5,8,30,4.015\nacme/fine-8B,50,30,10,5,8,30,8.03\n")
+    code, report, stderr = check_json(run, dump)
+    assert [i["model_id"] for i in report["validation"]["params_contradicting_name"]] == ["T145/ZEUS-8B-V15"]
+
+
+def test_shipped_sizes_follow_the_name_so_the_pool_buckets_them_right(run):
+    snap = D.load_snapshot()
+    assert snap.row("T145/ZEUS-8B-V15")["params_b"] == 8.0  # the leaderboard records 4.015 (4-bit export)
+    assert snap.row("meta-llama/Llama-3.1-8B-Instruct")["params_b"] == 8.03  # agrees with its name: kept
+    assert snap.row("allenai/OLMoE-1B-7B-0924")["params_b"] == pytest.approx(6.919)  # two sizes named: not touched
+    assert snap.row("DeepMount00/Llama-3.1-8b-Ita")["params_b"] == 8.0  # no leaderboard size: the name's
+    assert snap.row("DrNicefellow/Mistral-1-from-Mixtral-8x7B-v0.1")["params_b"] == 7.0  # v1-only: as recorded
+    pool = {c["model_id"]: c for c in json.loads(run("rank", "--pool", "leaderboard", "--format", "json").stdout)["candidates"]}
+    assert pool["T145/ZEUS-8B-V15"]["size_bucket"] == ">=6B" and pool["FINGU-AI/Ultimos-32B"]["params_b"] == 32.0
+
+
+def test_leaderboard_rows_of_fractions_are_invalid(run, tmp_path):
+    rows = v2_rows()
+    cols = [rows[0].index(c) for c in rows[0] if c.endswith("_normalized_score")]
+    for j in cols:
+        rows[1][j] = str(float(rows[1][j]) / 100 if float(rows[1][j]) > 1 else 0.5)
+    code, report, _ = check_json(run, write_rows(tmp_path / "v2.csv", rows))
+    assert code == 1 and any(p["row"] == 2 and "fractions among the leaderboard's points" in p["problem"]
+                             for p in report["validation"]["invalid"])

@@ -70,17 +70,12 @@ def test_labels_that_agree_merge_and_disagreeing_ones_name_both_rows(tmp_path):
         D.load_labels([a, c])
 
 
-def test_label_score_is_computed_from_sections_when_empty(tmp_path):
-    a = write(tmp_path / "a.csv", LABEL_HEADER + "x/y,regression,hs2,rb1,90,70,80,84,\n")
-    assert D.load_labels([a])[0].values["score"] == pytest.approx(81.0)
-
-
 @pytest.mark.parametrize(
     "body, fragment",
     [
         ("x/y,regression,hs2,rb1,90,70,80,85,120\n", "not a RewardBench score"),
-        ("x/y,regression,hs2,rb1,90,seventy,80,85,81\n", "column chat_hard"),
-        (",regression,hs2,rb1,90,70,80,85,81\n", "empty model_id"),
+        ("x/y,regression,hs2,rb1,90,seventy,80,85,81.25\n", "column chat_hard"),
+        (",regression,hs2,rb1,90,70,80,85,81.25\n", "empty model_id"),
     ],
 )
 def test_bad_label_rows(tmp_path, body, fragment):

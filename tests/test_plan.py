@@ -193,6 +193,25 @@ def test_a_lineage_column_overrides_the_rule(run, tmp_path):
     assert "ignoring column 'lineage'" not in result.stderr
 
 
+def test_candidates_from_a_pipe_are_read_once(run, tmp_path):
+    """The lineage column comes from the same read as the features: a pipe (<(cat pool.csv)) can be read once only."""
+    import threading
+
+    fifo = tmp_path / "pool.csv"
+    os.mkfifo(fifo)
+    text = "model_id,lineage\nQwen/Qwen2.5-7B-Instruct,\nallenai/OLMo-2-1124-7B-Instruct,qwen\ngoogle/gemma-2-9b-it,\n"
+    writer = threading.Thread(target=fifo.write_text, args=(text,))
+    unblock = threading.Timer(30, lambda: open(fifo, "w").close())  # a second read gets EOF, not a hang
+    writer.start()
+    unblock.start()
+    result = run("plan", fifo, "--budget", "1", "--format", "json")
+    unblock.cancel()
+    writer.join()
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["pool"]["size"] == 3 and "ignoring column 'lineage'" not in result.stderr
+
+
 def test_missing_inputs_widen_a_candidate(run, tmp_path):
     path = write(tmp_path / "c.csv", "model_id,ifeval,bbh,math_lvl5,gpqa,musr,mmlu_pro,params_b\n"
                  "acme/full-7b,70,30,15,8,10,30,7\nacme/partial-7b,70,30,15,8,10,,7\n")

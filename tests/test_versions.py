@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from predictor import artifact
+from predictor import data as D
 from predictor.data import shipped_predictor_dir
 from tests.conftest import assert_one_line_error, write
 
@@ -52,3 +53,26 @@ def test_inspect_defaults_to_the_shipped_predictor(run):
 
 def test_inspect_a_directory_that_is_not_an_artifact(run, tmp_path):
     assert_one_line_error(run("inspect", tmp_path), "not a basepick predictor")
+
+
+# An identical refit keeps its parent (issue 13)
+
+
+def test_an_identical_refit_keeps_its_parent(run, tmp_path):
+    lines = D.benchmarks_dir().joinpath(D.LABELS_FILE).read_text(encoding="utf-8").splitlines()
+    regression = [lines[0], *[r for r in lines[1:] if ",regression," in r]]
+    base = write(tmp_path / "base.csv", "\n".join(regression) + "\n")
+    more = write(tmp_path / "more.csv", "\n".join(regression[:1] + [
+        "HuggingFaceTB/SmolLM2-1.7B-Instruct,regression,helpsteer2,rewardbench-v1,90,55,75,70,72.5"]) + "\n")
+    out = tmp_path / "p"
+
+    def fit(*labels):
+        args = [a for path in labels for a in ("--labels", path)]
+        assert run("fit", "--no-shipped-labels", *args, "--out", out).exit_code == 0
+        return json.loads((out / "metadata.json").read_text())
+
+    first = fit(base)
+    second = fit(base, more)
+    assert second["parent"] == first["version"] != second["version"]
+    again = fit(base, more)  # the same inputs again: the same version, and it still says what it replaced
+    assert again["version"] == second["version"] and again["parent"] == first["version"]

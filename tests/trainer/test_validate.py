@@ -9,7 +9,7 @@ import pytest
 
 from predictor.data import benchmarks_dir
 from predictor.errors import DataError
-from tests.conftest import assert_one_line_error
+from tests.conftest import assert_one_line_error, write
 from trainer_jax.evals.validate import spearman, validate
 
 SEED_LABELS = benchmarks_dir() / "seed_paper_rewardbench.csv"
@@ -28,7 +28,9 @@ def labels(tmp_path):
 def test_rows_ranks_and_metrics(labels):
     report = validate(labels)
     assert len(report.rows) == 4 and len(report.summaries) == 1
-    assert report.skipped == ("unknown-org/not-a-model (regression): not in the shipped benchmark snapshot",)
+    assert report.skipped == ("unknown-org/not-a-model (regression): not in the shipped benchmark snapshot; give its "
+                              "scores with --features",)
+    assert all(r.in_sample for r in report.rows)  # the fixture's rows are shipped labels the predictor was fitted on
     measured = [r.measured["score"] for r in report.rows]
     assert measured == sorted(measured, reverse=True)  # rows in measured order
     assert [r.measured_rank for r in report.rows] == [1, 2, 3, 4]
@@ -85,3 +87,49 @@ def test_validate_and_recipes_import_no_jax():
     code = ("import sys, cli, trainer_jax, trainer_jax.evals.validate, trainer_jax.train.recipes, trainer_jax.evals.labels; "
             "assert not {'jax', 'flax', 'optax', 'torch'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+# In-sample rows are said; --features reaches bases outside the snapshot (issue 13)
+
+
+def label_file(tmp_path, *rows: str):
+    return write(tmp_path / "l.csv", "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\n"
+                 + "".join(r + "\n" for r in rows))
+
+
+def test_validate_says_when_its_labels_fitted_the_predictor(run, tmp_path):
+    shipped = [r for r in SEED_LABELS.read_text(encoding="utf-8").splitlines() if ",regression," in r][:3]
+    path = label_file(tmp_path, *shipped, "Qwen/Qwen2.5-14B-Instruct,regression,helpsteer2,rewardbench-v1,90,70,80,88,82")
+    report = json.loads(run("validate", path, "--format", "json").stdout)
+    in_sample = {r["model_id"]: r["in_sample"] for r in report["rows"]}
+    assert in_sample == {**{r.split(",")[0]: True for r in shipped}, "Qwen/Qwen2.5-14B-Instruct": False}
+    assert report["summaries"][0]["n_in_sample"] == 3
+    table = run("validate", path)
+    assert "3 of 4 bases were used to fit this predictor (in-sample)" in table.stdout
+    assert table.stdout.count("in-sample") == 4  # three rows and the summary line
+
+
+def test_validate_a_base_outside_the_snapshot_with_features(run, tmp_path):
+    path = label_file(tmp_path, "acme/new-7b,regression,helpsteer2,rewardbench-v1,90,70,80,88,82")
+    assert_one_line_error(run("validate", path), "no label row can be predicted", "--features")
+    features = write(tmp_path / "f.csv", "model_id,ifeval,bbh,math_lvl5,gpqa,musr,mmlu_pro,params_b\n"
+                     "acme/new-7b,70,35,20,8,10,35,7\n")
+    result = run("validate", path, "--features", features, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    (row,) = json.loads(result.stdout)["rows"]
+    assert row["model_id"] == "acme/new-7b" and row["in_sample"] is False and 40 < row["predicted"]["score"] < 100
+
+
+def test_validate_says_when_the_predictor_does_not_record_its_labels(run, tmp_path):
+    import shutil
+
+    from predictor.data import shipped_predictor_dir
+
+    old = tmp_path / "old"
+    shutil.copytree(shipped_predictor_dir(), old)
+    meta = json.loads((old / "metadata.json").read_text())
+    del meta["labelled"]  # artifacts written before fit recorded its labelled models
+    (old / "metadata.json").write_text(json.dumps(meta))
+    path = label_file(tmp_path, "google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,85,81.25")
+    result = run("validate", path, "--predictor", old)
+    assert result.exit_code == 0 and "does not record the bases it was fitted on" in result.stderr

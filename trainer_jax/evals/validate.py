@@ -1,10 +1,14 @@
 """``basepick validate``: the current predictor's predictions for trained bases against their measured labels.
 
 numpy + predictor only (no jax): it runs wherever ``basepick rank`` runs. For every label row whose base is
-known to the shipped snapshot, the predictor (shipped or ``--predictor DIR``) predicts each RewardBench
-target it has a model for; per row the report gives predicted vs measured points, the error and the rank
-of the base among the file's bases of the same recipe, under the predicted and the measured order. With
-at least 3 rows in a recipe it adds MAE and Spearman's rho of the overall score.
+known to the shipped snapshot or to a ``--features`` file (a base outside the leaderboard: its scores from
+``basepick ingest``), the predictor (shipped or ``--predictor DIR``) predicts each RewardBench target it has
+a model for; per row the report gives predicted vs measured points, the error and the rank of the base
+among the file's bases of the same recipe, under the predicted and the measured order. With at least 3
+rows in a recipe it adds MAE and Spearman's rho of the overall score.
+
+A row whose base and recipe the predictor was fitted on (its metadata's ``labelled`` models) is
+in-sample: its error says how well the predictor fits, not how well it predicts, and the report says so.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class ValidationRow:
     predicted_rank: int  # 1 = best among this file's bases of the recipe, by predicted score
     measured_rank: int  # same by measured score
     rank_change: int  # measured_rank - predicted_rank (> 0: the base did worse than predicted)
+    in_sample: bool  # the predictor was fitted on this base's label for this recipe: an optimistic error
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class RecipeSummary:
     mae: float | None  # mean |error| of the overall score, points (None below 3 rows)
     spearman: float | None  # rank correlation predicted vs measured overall score (None below 3 rows)
     mae_by_target: dict[str, float] = field(default_factory=dict)  # target -> MAE over rows that have it
+    n_in_sample: int = 0  # rows whose label the predictor was fitted on
 
 
 @dataclass(frozen=True)
@@ -71,10 +77,11 @@ def _competition_rank(values: np.ndarray) -> np.ndarray:
     return np.array([1 + int(np.sum(values > v)) for v in values], dtype=int)
 
 
-def validate(labels_path: str | Path, predictor_dir: str | Path | None = None) -> ValidationReport:
+def validate(labels_path: str | Path, predictor_dir: str | Path | None = None, feature_paths=(),
+             note=lambda s: None) -> ValidationReport:
     """Compare predictions with the measured labels in ``labels_path`` (see the module docstring)."""
     from predictor import artifact
-    from predictor.candidates import fill_from_snapshot
+    from predictor.candidates import fill_from_snapshot, with_features
     from predictor.data import (
         TARGETS,
         load_labels,
@@ -86,14 +93,21 @@ def validate(labels_path: str | Path, predictor_dir: str | Path | None = None) -
     labels = load_labels([Path(labels_path)])
     source = Path(predictor_dir) if predictor_dir is not None else shipped_predictor_dir()
     bundle = artifact.load(source)
-    snapshot = load_snapshot()
+    snapshot = with_features(load_snapshot(), [Path(p) for p in feature_paths], note=note)
     available = set(bundle.keys())
+    fitted_on = {recipe: set(entry.get("models", [])) for recipe, entry in bundle.metadata.get("labelled", {}).items()}
+    if "labelled" not in bundle.metadata:
+        note(f"{source} does not record the bases it was fitted on: rows cannot be marked in-sample; refit it")
+    if (partial := [lab for lab in labels if lab.partial]):
+        note(f"{len(partial)} label(s) come from an incomplete RewardBench run (eval marks them partial), "
+             f"e.g. {partial[0].model_id}: their measured scores are less reliable")
     skipped, by_recipe = [], {}
     for label in labels:
         if (label.recipe, "score") not in available:
             skipped.append(f"{label.model_id} ({label.recipe}): the predictor has no {label.recipe} model")
         elif label.model_id not in snapshot.index:
-            skipped.append(f"{label.model_id} ({label.recipe}): not in the shipped benchmark snapshot")
+            skipped.append(f"{label.model_id} ({label.recipe}): not in the shipped benchmark snapshot; give its "
+                           "scores with --features")
         else:
             by_recipe.setdefault(label.recipe, []).append(label)
     if not by_recipe:
@@ -112,7 +126,8 @@ def validate(labels_path: str | Path, predictor_dir: str | Path | None = None) -
             rows.append(ValidationRow(
                 lab.model_id, recipe, lab.train_data, lab.eval,
                 {t: float(predicted[t][i]) for t in targets}, {t: float(measured[t][i]) for t in targets},
-                float(error[i]), int(p_rank[i]), int(m_rank[i]), int(m_rank[i] - p_rank[i])))
+                float(error[i]), int(p_rank[i]), int(m_rank[i]), int(m_rank[i] - p_rank[i]),
+                lab.model_id in fitted_on.get(recipe, ())))
         enough = len(group) >= MIN_ROWS_FOR_METRICS
         by_target = {}
         for t in targets:
@@ -121,7 +136,7 @@ def validate(labels_path: str | Path, predictor_dir: str | Path | None = None) -
                 by_target[t] = float(np.mean(np.abs(predicted[t][ok] - measured[t][ok])))
         summaries.append(RecipeSummary(recipe, len(group), float(np.mean(np.abs(error))) if enough else None,
                                        spearman(predicted["score"], measured["score"]) if enough else None,
-                                       by_target))
+                                       by_target, sum(lab.model_id in fitted_on.get(recipe, ()) for lab in group)))
     return ValidationReport(tuple(rows), tuple(summaries), tuple(skipped), str(source))
 
 
@@ -134,7 +149,10 @@ def render_table(report: ValidationReport) -> str:
         for r in (r for r in report.rows if r.recipe == summary.recipe):
             ranks = f"{r.predicted_rank}/{r.measured_rank}"
             lines.append(f"  {r.model_id:<44} {r.predicted['score']:>9.2f} {r.measured['score']:>9.2f} "
-                         f"{r.error:>+7.2f} {ranks:>9} {r.rank_change:>+6d}")
+                         f"{r.error:>+7.2f} {ranks:>9} {r.rank_change:>+6d}" + ("  in-sample" if r.in_sample else ""))
+        if summary.n_in_sample:
+            lines.append(f"  {summary.n_in_sample} of {summary.n} bases were used to fit this predictor (in-sample): "
+                         "their errors show how well it fits, not how well it predicts")
         if summary.mae is None:
             lines.append(f"  MAE / Spearman need at least {MIN_ROWS_FOR_METRICS} bases")
         else:

@@ -1,0 +1,111 @@
+"""Label validation for fit, evaluate and validate (issue 13, item 2): points, complete, consistent, known."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from predictor import data as D
+from predictor.errors import DataError
+from tests.conftest import assert_one_line_error, write
+
+HEADER = "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\n"
+GOOD = "google/gemma-2-9b-it,regression,hs2,rewardbench-v1,90,70,80,85,81.25\n"
+SEED = D.benchmarks_dir() / D.LABELS_FILE
+
+BAD_ROWS = [
+    ("google/gemma-2-9b-it,regression,hs2,rb1,0.9,0.7,0.8,0.85,0.8125\n", ["row 3", "fractions among points"]),
+    ("google/gemma-2-9b-it,regression,hs2,rb1,90,,80,85,85\n", ["row 3", "column chat_hard", "missing"]),
+    ("google/gemma-2-9b-it,regression,hs2,rb1,90,NaN,80,85,85\n", ["row 3", "column chat_hard", "missing"]),
+    ("google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,85,\n", ["row 3", "column score", "nothing is imputed"]),
+    ("google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,85,nan\n", ["row 3", "column score", "missing"]),
+    ("google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,85,81.5\n", ["row 3", "score 81.5 is not the mean", "81.25"]),
+    ("google/gemma-2-9b-it,dpo,hs2,rb1,90,70,80,85,81.25\n", ["row 3", "unknown recipe 'dpo'", "regression, bradley_terry"]),
+    ("google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,inf,81.25\n", ["row 3", "column reasoning", "not a finite number"]),
+    ("google/gemma-2-9b-it,regression,hs2,rb1,190,70,80,85,106.25\n", ["row 3", "column score", "points 0-100"]),
+]
+
+
+@pytest.mark.parametrize("row, fragments", BAD_ROWS)
+def test_bad_label_rows_are_errors_naming_the_row(tmp_path, row, fragments):
+    path = write(tmp_path / "l.csv", HEADER + "Qwen/Qwen2.5-7B-Instruct,regression,hs2,rb1,90,70,80,85,81.25\n" + row)
+    with pytest.raises(DataError) as info:
+        D.load_labels([path])
+    for fragment in ["l.csv", *fragments]:
+        assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("command", [["fit", "--out", "OUT"], ["evaluate"], ["validate"]])
+@pytest.mark.parametrize("row, fragments", BAD_ROWS[:1] + BAD_ROWS[2:3] + BAD_ROWS[5:7])
+def test_every_label_command_refuses_them(run, tmp_path, command, row, fragments):
+    path = write(tmp_path / "l.csv", HEADER + "Qwen/Qwen2.5-7B-Instruct,regression,hs2,rb1,90,70,80,85,81.25\n" + row)
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in command]
+    args = [*args, path] if command == ["validate"] else [*args, "--labels", path]
+    assert_one_line_error(run(*args), "l.csv", *fragments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_of_fractions_says_so(tmp_path):
+    path = write(tmp_path / "l.csv", HEADER + "google/gemma-2-9b-it,regression,hs2,rb1,0.9,0.7,0.8,0.85,0.8125\n"
+                 + "Qwen/Qwen2.5-7B-Instruct,regression,hs2,rb1,0.9,0.7,0.8,0.8,0.8\n")
+    with pytest.raises(DataError, match="l.csv: every value is at most 1: these are fractions.*multiply them by 100"):
+        D.load_labels([path])
+
+
+def test_score_within_the_tolerance_of_the_section_mean_is_accepted(tmp_path):
+    path = write(tmp_path / "l.csv", HEADER + "google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,85,81.1\n")
+    (label,) = D.load_labels([path])
+    assert label.values["score"] == 81.1 and not label.partial  # the study's tables round to 0.1
+
+
+def test_shipped_labels_pass_every_check():
+    assert len(D.load_labels([SEED])) == 82
+
+
+def partial_labels(tmp_path):
+    """The shipped regression labels, one of them marked partial the way `train --labels-out` marks it."""
+    lines = SEED.read_text(encoding="utf-8").splitlines()
+    rows = [r for r in lines[1:] if ",regression," in r]
+    rows[0] = rows[0].replace(",rewardbench-v1,", ",rewardbench-v1-partial,")
+    return write(tmp_path / "partial.csv", "\n".join([lines[0], *rows]) + "\n"), rows[0].split(",")[0]
+
+
+def test_fit_refuses_partial_labels_unless_allowed(run, tmp_path):
+    path, model = partial_labels(tmp_path)
+    assert_one_line_error(run("fit", "--no-shipped-labels", "--labels", path, "--out", tmp_path / "p"),
+                          "partial.csv row 2", model, "rewardbench-v1-partial", "--allow-partial")
+    assert not (tmp_path / "p").exists()
+    result = run("fit", "--no-shipped-labels", "--labels", path, "--out", tmp_path / "p", "--allow-partial")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "p" / "metadata.json").is_file()
+
+
+def test_evaluate_refuses_partial_labels_and_validate_says_so(run, tmp_path):
+    path, model = partial_labels(tmp_path)
+    assert_one_line_error(run("evaluate", "--labels", path, "--no-baselines"), "--allow-partial")
+    result = run("validate", path, "--format", "json")
+    assert result.exit_code == 0 and "1 label(s) come from an incomplete RewardBench run" in result.stderr
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(
+    st.sampled_from(["google/gemma-2-9b-it", "Qwen/Qwen2.5-7B-Instruct", "acme/x", ""]),
+    st.sampled_from(["regression", "bradley_terry", "dpo", "Regression", ""]),
+    st.sampled_from(["rewardbench-v1", "rewardbench-v1-partial", ""]),
+    st.lists(st.one_of(st.floats(-5, 120).map(lambda x: f"{x:.4g}"), st.sampled_from(["", "nan", "inf", "0.5", "x"])),
+             min_size=5, max_size=5)), min_size=1, max_size=3))
+def test_random_label_rows_never_traceback(run, tmp_path_factory, rows):
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([HEADER.strip().split(",")]
+                                                    + [[m, r, "hs2", e, *v] for m, r, e, v in rows])
+    path = tmp_path_factory.mktemp("l") / "l.csv"
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    for args in (["evaluate", "--labels", path, "--no-baselines", "--bootstrap", "0"], ["validate", path]):
+        result = run(*args)
+        assert "Traceback" not in result.output
+        if result.exit_code != 0:
+            assert_one_line_error(result)
