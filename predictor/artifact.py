@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from predictor.atomic import umask
+from predictor.atomic import check_writable, umask
 from predictor.errors import ArtifactError
 from predictor.methods import PREDICTOR, LinearMethod, method_name
 from predictor.model import RewardPredictor
@@ -77,16 +77,7 @@ def check_destination(out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / METADATA).is_file():
         raise ArtifactError(f"{out_dir} exists and is not a basepick predictor; choose a new --out directory")
-    folder = out_dir.absolute().parent
-    while not folder.exists():  # the nearest folder that exists is where the first new one is made
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ArtifactError(f"cannot create {out_dir}: {folder} is a file, not a folder")
-    try:  # os.access says yes to root everywhere; only trying tells (read-only mounts, /proc)
-        os.rmdir(tempfile.mkdtemp(prefix=".basepick-probe-", dir=folder))
-    except OSError as exc:
-        raise ArtifactError(f"cannot create {out_dir}: {folder} is not writable ({exc.strerror or exc})") from None
-    return out_dir
+    return check_writable(out_dir)
 
 
 def save(bundle: Bundle, out_dir: str | Path, *, parent: str | None = None) -> Path:

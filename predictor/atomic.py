@@ -44,3 +44,21 @@ def umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """DataError, before any work, when ``path`` (a file or folder to create or replace) cannot be written:
+    the nearest existing folder above it is a file, read-only, or a pseudo-filesystem such as /proc."""
+    from predictor.errors import DataError
+
+    path = Path(path)
+    folder = path.absolute().parent
+    while not folder.exists():  # the nearest folder that exists is where the first new one is made
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DataError(f"cannot create {path}: {folder} is a file, not a folder")
+    try:  # os.access says yes to root everywhere; only trying tells (read-only mounts, /proc)
+        os.rmdir(tempfile.mkdtemp(prefix=".basepick-probe-", dir=folder))
+    except OSError as exc:
+        raise DataError(f"cannot create {path}: {folder} is not writable ({exc.strerror or exc})") from None
+    return path

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import tempfile
 import sys
 from pathlib import Path
 
@@ -100,3 +101,31 @@ def test_truncate_left_keeps_over_length_examples(run, ws, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)["data"]
     assert data["train_filtered"] == 0 and data["train_truncated"] > 0 and data["train"] == 192
+
+
+@pytest.mark.parametrize("where", ["file", "proc", "readonly"])
+@pytest.mark.parametrize("command", ["train", "score", "probe"])
+def test_an_unwritable_out_is_one_line_before_any_work(ws, tmp_path, run, monkeypatch, where, command):
+    """--out under a file, under /proc or in a read-only folder: one Error line, exit 2, nothing written."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    out = {"file": blocker / "sub" / "out", "proc": Path("/proc/basepick-test/out"), "readonly": tmp_path / "ro" / "out"}[where]
+    if where == "readonly":  # root may write anywhere: simulate the refusal of a read-only folder
+        (tmp_path / "ro").mkdir()
+        real = tempfile.mkdtemp
+
+        def refuse(*args, dir=None, **kwargs):
+            if dir is not None and Path(dir) == tmp_path / "ro":
+                raise PermissionError(13, "Permission denied")
+            return real(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    model = Path(__file__).parent / "fixtures" / "models" / "qwen2-rm"
+    args = {"train": ["train", ws / "base", "--data", ws / "train.jsonl", "--eval-data", ws / "val.jsonl",
+                      "--recipe", "bradley_terry", "--out", out],
+            "score": ["score", model, "--data", ws / "rb.jsonl", "--out", out],
+            "probe": ["probe", model, "--out", out]}[command]
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = run(*args)
+    assert_one_line_error(result, f"cannot create {out}")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before

@@ -2,19 +2,21 @@
 
 The row carries ``predictor.data.LABEL_KEY`` + ``TARGETS`` (model_id, recipe, train_data, eval, chat,
 chat_hard, safety, reasoning, score; RewardBench points 0-100) plus run metadata columns, which
-``load_labels`` ignores. The file is rewritten atomically (read, write a temporary file, check it with
-``predictor.data.load_labels``, ``os.replace``). A row with the same key as the new one is replaced.
+``load_labels`` ignores. The rows are checked with ``predictor.data.load_labels`` (they must stay
+consumable by ``basepick fit``), then the file is rewritten atomically (``predictor.atomic``: a
+temporary file renamed into place, with the umask's permissions). A row with the same key as the new one
+is replaced.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from predictor.atomic import atomic_file, check_writable
 from predictor.data import LABEL_KEY, TARGETS, load_labels
 from predictor.errors import DataError
 
@@ -46,8 +48,8 @@ def check_label_file(path: str | os.PathLike) -> None:
         header, rows = _read(path)
         if rows or header:
             load_labels([path])
-    elif not path.parent.is_dir():
-        raise DataError(f"{path.parent}: directory for --labels-out does not exist")
+    else:
+        check_writable(path)
 
 
 def append_label(path: str | os.PathLike, row: Mapping[str, Any]) -> bool:
@@ -61,15 +63,9 @@ def append_label(path: str | os.PathLike, row: Mapping[str, Any]) -> bool:
     key = tuple(new[k] for k in LABEL_KEY)
     kept = [r for r in rows if tuple((r.get(k) or "").strip() for k in LABEL_KEY) != key]
     replaced = len(kept) != len(rows)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=columns, restval="", extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(kept + [new])
-        load_labels([Path(tmp)])  # the file must stay consumable by `basepick fit`
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    load_labels([[*kept, new]])  # the file must stay consumable by `basepick fit`
+    with atomic_file(path, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(kept + [new])
     return replaced

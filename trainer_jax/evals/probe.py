@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from predictor.atomic import atomic_file
+from predictor.atomic import atomic_file, check_writable
 from predictor.data import sha256
 from predictor.errors import DataError
 from trainer_jax import require_train_extra
@@ -341,14 +341,16 @@ def probe(
         raise DataError("--tokens must be >= 2, --batch-size and --docs-per-domain >= 1")
     import jax.numpy as jnp
 
+    from trainer_jax import enable_compile_cache
     from trainer_jax.data.encode import encode
     from trainer_jax.data.tokenizer import load_tokenizer
-    from trainer_jax import enable_compile_cache
     from trainer_jax.models.attention import choose_attention
     from trainer_jax.models.hf_import import load_causal_lm, read_model_dir
 
+    for path in (out_path, scores_out):
+        if path is not None:
+            check_writable(path)  # an unwritable output is reported before any work
     enable_compile_cache()
-
     context = read_model_dir(model_dir).config.max_position_embeddings  # bad model dirs fail before data work
     if tokens > context:
         note(f"--tokens {tokens} exceeds the model's context of {context} tokens; longer documents are scored anyway")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from predictor.atomic import check_writable
 from predictor.errors import ArtifactError, DataError
 from trainer_jax import require_train_extra
 
@@ -127,6 +128,8 @@ def score_file(
     from trainer_jax.models.attention import choose_attention
     from trainer_jax.models.hf_import import load_reward_model, read_model_dir
 
+    if out is not None:
+        check_writable(out)
     src = read_model_dir(model_dir)  # a bad model directory is reported before any data work
     if not src.is_classifier:
         raise ArtifactError(f"{model_dir} is a {src.architecture}: a base model without a trained reward head (it "

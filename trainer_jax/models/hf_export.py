@@ -18,7 +18,6 @@ unexpected keys. Weights are written as float32, in files of at most ``shard_byt
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ import numpy as np
 from flax import nnx
 from safetensors.numpy import save_file
 
+from predictor.atomic import umask
 from predictor.errors import ArtifactError
 from trainer_jax import require_train_extra
 from trainer_jax.data.tokenizer import PadToken, choose_pad_token, load_tokenizer
@@ -142,13 +142,6 @@ def _write_weights(tensors: Iterator[tuple[str, np.ndarray]], out: Path, shard_b
     (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
 
 
-def _umask_dir(path: Path) -> None:
-    """mkdtemp makes 0700 directories; give the export the permissions a plain mkdir would (umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    path.chmod(0o777 & ~mask)
-
-
 def _write_tokenizer(source: Path, out: Path, pad: PadToken) -> None:
     tok = load_tokenizer(source)
     if pad.added:
@@ -207,7 +200,7 @@ def export_reward_model(
             for _ in tensors:  # take part in every gather; write nothing
                 pass
             return out
-        _umask_dir(tmp)
+        tmp.chmod(0o777 & ~umask())  # mkdtemp makes it private (0700); an export follows the umask
         _write_weights(tensors, tmp, shard_bytes)
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         _write_tokenizer(source, tmp, pad)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from predictor.atomic import check_writable
 from predictor.errors import ArtifactError, DataError
 from trainer_jax import enable_compile_cache, require_train_extra
 from trainer_jax.data.schemas import ATTRIBUTES
@@ -170,8 +171,7 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
         raise DataError(f"{partial} holds an unfinished run; pass --resume to continue it or delete it")
     if resume and not partial.exists():
         raise DataError(f"nothing to resume: {partial} does not exist")
-    if not out.parent.is_dir():
-        raise DataError(f"{out.parent}: parent directory of --out does not exist")
+    check_writable(out)
     import jax
     import jax.numpy as jnp
     from flax import nnx
