@@ -170,3 +170,21 @@ def test_a_regression_head_is_folded_into_one_reward_or_kept_with_its_weights(tm
     data.write_text(json.dumps({"prompt": "the quick", "chosen": "brown fox", "rejected": "lazy dog"}) + "\n")
     a, b = score_file(tmp_path / "folded", data).rows[0], score_file(kept_dir, data).rows[0]
     assert a["chosen_score"] == pytest.approx(b["chosen_score"], abs=1e-5) and len(b["chosen_scores"]) == 5
+
+
+def test_exports_and_label_files_follow_the_umask(tmp_path):
+    import os
+
+    from trainer_jax.evals.labels import append_label
+
+    old = os.umask(0o022)
+    try:
+        out = export_reward_model(load_reward_model(GOLDEN), tmp_path / "rm", source_dir=GOLDEN)
+        append_label(tmp_path / "labels.csv", {"model_id": "a/b", "recipe": "regression", "train_data": "d",
+                                               "eval": "rewardbench-v1", "chat": 80.0, "chat_hard": 60.0,
+                                               "safety": 70.0, "reasoning": 90.0, "score": 75.0})
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o755
+    assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o644}
+    assert (tmp_path / "labels.csv").stat().st_mode & 0o777 == 0o644

@@ -64,3 +64,9 @@ def test_bad_input_is_one_error_line_exit_2(tmp_path, model, lines, fragment):
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.startswith("Error: ") and fragment in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_weights_that_do_not_match_the_outputs_are_one_line(tmp_path):
+    result = _invoke("score", MODEL, "--data", _pairs(tmp_path, ROWS), "--weights", "1,2")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [f"Error: --weights has 2 values but {MODEL} has 1 reward output(s)"]

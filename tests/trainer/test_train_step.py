@@ -81,3 +81,21 @@ def test_a_three_lr_sweep_compiles_the_train_step_as_often_as_one_lr(tmp_path_fa
     assert one.runtime["compiled"]["train_step"] >= 1
     assert sweep.runtime["compiled"] == one.runtime["compiled"]  # same shapes, compiled once each
     assert len(sweep.runs) == 3 and len({r["params_sha256"] for r in sweep.runs}) == 3  # the lr did change
+
+
+def test_a_first_sigint_or_sigterm_asks_to_stop_a_second_ctrl_c_stops_at_once():
+    import os
+    import signal
+
+    from trainer_jax.train.loop import StopRequest
+
+    with StopRequest() as stop:
+        assert not stop.requested()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested() and stop.signal == signal.SIGTERM
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)  # first Ctrl-C: finish the step, save, stop
+        assert stop.requested() and stop.signal == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # second: now
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored

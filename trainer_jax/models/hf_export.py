@@ -119,6 +119,7 @@ def _write_weights(tensors: Iterator[tuple[str, np.ndarray]], out: Path, shard_b
     def flush() -> None:
         name = f"part-{len(written):05d}.safetensors"
         save_file(files[0], str(out / name), metadata={"format": "pt"})
+        (out / name).chmod(0o666 & ~umask())  # safetensors writes 0600; the export follows the umask
         written.append((name, list(files[0])))
         files[0] = {}
 
