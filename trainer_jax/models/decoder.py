@@ -2,8 +2,9 @@
 
 The families differ only in switches held by ``DecoderConfig`` (biases, norm offset and sandwich norms,
 soft-capping, sliding windows, embedding scale, partial RoPE); the Hugging Face tensor names of each
-family live in ``trainer_jax.models.keymap``. Positions come from the attention mask
-(``cumsum(mask) - 1``), so left and right padding give the same hidden states on real tokens.
+family live in ``trainer_jax.models.keymap``. Rows are packed (real tokens first, ``DecoderModel.packed``),
+so positions are ``cumsum(mask) - 1`` and left padding, right padding and holes give the same hidden
+states on real tokens; attention is causal with per-row lengths (``trainer_jax.models.attention``).
 """
 
 from __future__ import annotations

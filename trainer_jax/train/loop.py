@@ -57,7 +57,7 @@ class RunResult:
     finished: bool  # False when halted (SIGTERM/SIGINT or TrainConfig.halt_after) before total_steps
     merge_weights: list[float] | None  # regression: the best merge vector at best_step
     tokens: int  # real (non-pad) training tokens processed
-    params_sha256: str = ""  # digest of the final float32 parameters (equal runs give equal digests)
+    params_sha256: str = ""  # digest of the final float32 parameters (equal runs give equal digests; "" multi-host)
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -294,14 +294,15 @@ def run(steps: Steps, params, train: TokenizedData, val: TokenizedData, config: 
 
 
 def params_digest(params) -> str:
-    """SHA-256 over every parameter's path, shape and float32 bytes, in path order (all processes agree)."""
+    """SHA-256 over every parameter's path, shape and float32 bytes, in path order; "" on several processes
+    (it would move the whole model between hosts for bookkeeping)."""
     import hashlib
 
-    from trainer_jax.models.hf_export import host_array
-
+    if jax.process_count() > 1:
+        return ""
     h = hashlib.sha256()
     for path, value in sorted(nnx.to_flat_state(params), key=lambda kv: tuple(map(str, kv[0]))):
-        array = np.asarray(host_array(value.get_value() if hasattr(value, "get_value") else value), np.float32)
+        array = np.asarray(jax.device_get(value.get_value() if hasattr(value, "get_value") else value), np.float32)
         h.update(f"{'/'.join(map(str, path))}{array.shape}".encode())
         h.update(array.tobytes())
     return h.hexdigest()

@@ -77,8 +77,7 @@ def _preflight_rewardbench(path: Path, tok, for_label: bool) -> list[int]:
     from trainer_jax.evals import rewardbench
 
     examples = read_examples(path, "score")
-    missing_subset = next((i for i, item in enumerate(examples.items) if item.subset is None), None)
-    if missing_subset is not None or examples.schema == "rewardbench2":
+    if examples.schema == "rewardbench2" or any(item.subset is None for item in examples.items):
         raise DataError(f"{path}: --rewardbench needs RewardBench v1 rows, each naming its 'subset' "
                         f"(read as {examples.schema} rows)")
     encoded, _ = tokenize_items(examples.items, tok, 10**9)
