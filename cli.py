@@ -10,12 +10,12 @@ import sys
 
 import click
 
+from predictor.api import SPLITS
 from predictor.errors import BasepickError
 
 RECIPES = ("regression", "bradley_terry")
 TARGETS = ("score", "chat", "chat_hard", "safety", "reasoning")
 FORMATS = ("table", "json", "csv")
-SPLITS = ("lineage", "temporal", "random")
 ALLOW_PARTIAL = "Also use partial labels (an eval value containing 'partial': an incomplete RewardBench run)."
 
 

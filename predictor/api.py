@@ -21,7 +21,7 @@ from typing import Callable
 from predictor.errors import DataError
 
 Note = Callable[[str], None]
-SPLITS = ("lineage", "temporal", "random")  # predictor.evaluate.SPLITS, kept here so `rank` need not import it
+SPLITS = ("lineage", "temporal", "random")  # evaluation splits; here (a light module) so the CLI can list them
 
 
 def _ignore(message: str) -> None:

@@ -17,12 +17,12 @@ from predictor import baselines as B
 from predictor import data as D
 from predictor import features as F
 from predictor import metrics as M
+from predictor.api import SPLITS
 from predictor.candidates import with_features
 from predictor.errors import DataError
 from predictor.lineage import lineage_of
 from predictor.model import ModelConfig, RewardPredictor, with_presence
 
-SPLITS = ("lineage", "temporal", "random")
 MIN_TRAIN = 8  # models a fold must train on, else its test models are not predicted
 MIN_PREDICTED = 5  # out-of-fold predictions (from 2 lineages) below which no metric means anything
 PREDICTOR = "basepick (LightGBM)"
