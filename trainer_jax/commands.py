@@ -10,12 +10,14 @@ import sys
 
 import click
 
+from trainer_jax.data.schemas import SCHEMAS
+
 
 def note(message: str) -> None:
     click.echo(f"note: {message}", err=True)
 
 
-SCHEMA_NAMES = "helpsteer2, helpsteer2-preference, trl, hh-rlhf, rewardbench, rewardbench2"
+SCHEMA_NAMES = ", ".join(SCHEMAS)
 
 
 def _split(value: str | None) -> str | None:

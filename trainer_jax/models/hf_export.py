@@ -110,26 +110,26 @@ def classifier_config(
     return cfg
 
 
+def _save_part(group: dict[str, np.ndarray], out: Path, i: int) -> tuple[str, list[str]]:
+    name = f"part-{i:05d}.safetensors"
+    save_file(group, str(out / name), metadata={"format": "pt"})
+    (out / name).chmod(0o666 & ~umask())  # safetensors writes 0600; the export follows the umask
+    return name, list(group)
+
+
 def _write_weights(tensors: Iterator[tuple[str, np.ndarray]], out: Path, shard_bytes: int) -> None:
-    """safetensors files of at most ``shard_bytes`` (a tensor larger than that gets a file of its own)."""
-    files: list[dict[str, np.ndarray]] = [{}]
+    """safetensors files of at most ``shard_bytes`` (a tensor larger than that gets a file of its own),
+    each written as soon as it is full: the host holds one file's tensors at a time."""
     written: list[tuple[str, list[str]]] = []
+    group: dict[str, np.ndarray] = {}
     size = 0
-
-    def flush() -> None:
-        name = f"part-{len(written):05d}.safetensors"
-        save_file(files[0], str(out / name), metadata={"format": "pt"})
-        (out / name).chmod(0o666 & ~umask())  # safetensors writes 0600; the export follows the umask
-        written.append((name, list(files[0])))
-        files[0] = {}
-
     for key, array in tensors:
-        if files[0] and size + array.nbytes > shard_bytes:
-            flush()
-            size = 0
-        files[0][key] = array
+        if group and size + array.nbytes > shard_bytes:
+            written.append(_save_part(group, out, len(written)))
+            group, size = {}, 0
+        group[key] = array
         size += array.nbytes
-    flush()
+    written.append(_save_part(group, out, len(written)))
     if len(written) == 1:
         (out / written[0][0]).rename(out / "model.safetensors")
         return

@@ -26,9 +26,10 @@ def param_spec(shape: Sequence[int], fsdp_size: int, stacked: bool = False) -> P
 LAYERS = "layers"  # the NNX attribute holding the stacked decoder layers
 
 
-def is_stacked(key_path) -> bool:
-    """Whether a pytree key path runs through the stacked decoder layers."""
-    names = (getattr(k, "key", getattr(k, "name", getattr(k, "idx", None))) for k in key_path)
+def is_stacked(path) -> bool:
+    """Whether a path runs through the stacked decoder layers: an NNX path (plain names) or a pytree key
+    path (``DictKey``/``GetAttrKey``/``SequenceKey`` entries)."""
+    names = (getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in path)
     return LAYERS in names
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from trainer_jax.models.sharding import LAYERS, is_stacked, param_spec
+from trainer_jax.models.sharding import is_stacked, param_spec
 
 AXES = ("data", "fsdp")
 BATCH_AXES = ("data", "fsdp")  # rows of a batch are split over both axes
@@ -57,7 +57,7 @@ def param_sharding(mesh: Mesh):
     fsdp_size = mesh.shape["fsdp"]
 
     def shard(path: tuple, abstract) -> NamedSharding:
-        return NamedSharding(mesh, param_spec(abstract.shape, fsdp_size, stacked=LAYERS in path))
+        return NamedSharding(mesh, param_spec(abstract.shape, fsdp_size, stacked=is_stacked(path)))
 
     return shard
 
