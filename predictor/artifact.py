@@ -83,8 +83,8 @@ def check_destination(out_dir: str | Path) -> Path:
 def save(bundle: Bundle, out_dir: str | Path, *, parent: str | None = None) -> Path:
     """Write ``bundle`` to ``out_dir`` atomically; an existing artifact there is replaced.
 
-    The artifact's ``version`` is a digest of its models and their state (the same inputs and seed
-    give the same version). ``parent`` is the version of the artifact it replaces at ``out_dir``, else
+    The artifact's ``version`` is ``content_version`` of its metadata: a digest of what it was fitted
+    from, never of the fitted numbers (whose last bits depend on the CPU's BLAS kernels). ``parent`` is the version of the artifact it replaces at ``out_dir``, else
     the given ``parent``; a refit that changes nothing keeps the replaced artifact's parent, and a fit
     identical to ``parent`` has none.
     """
@@ -104,17 +104,14 @@ def _write(bundle: Bundle, out_dir: Path, parent: str | None, previous: dict) ->
         (tmp / "models").mkdir()
         (tmp / "models" / "README.txt").write_text(MODELS_README, encoding="utf-8")
         entries = {}
-        digest = hashlib.sha256()
         for (recipe, target), predictor in sorted(bundle.models.items()):
             files = []
             for k, text in enumerate(predictor.model_strings()):
                 name = _model_file(recipe, target, k)
                 (tmp / name).write_text(text, encoding="utf-8")
                 files.append(name)
-                digest.update(text.encode())
             entries[f"{recipe}/{target}"] = {**predictor.state(), "method": method_name(predictor), "files": files}
-        digest.update(json.dumps(entries, sort_keys=True).encode())
-        version = digest.hexdigest()[:12]
+        version = content_version(bundle.metadata, sorted(entries))
         if parent == version:  # nothing changed: keep what it was built on (none if identical to the given parent)
             parent = previous.get("parent") if previous.get("version") == version else None
         metadata = {
@@ -131,6 +128,18 @@ def _write(bundle: Bundle, out_dir: Path, parent: str | None, previous: dict) ->
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+IDENTITY = ("basepick_version", "seed", "data", "fit")  # the metadata a version is a digest of
+
+
+def content_version(metadata: dict, keys: list[str]) -> str:
+    """12 hex digits identifying what an artifact was fitted from: the basepick version, the seed, the
+    sha256 of every input table (labels, features, snapshot), the fit configuration and the (recipe,
+    target) pairs fitted. Equal inputs give equal versions on any machine; the fitted numbers do not
+    enter, because their last bits differ between BLAS kernels (OPENBLAS_CORETYPE changes them)."""
+    identity = {**{k: metadata.get(k) for k in IDENTITY}, "models": keys}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

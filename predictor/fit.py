@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Callable
 
 import lightgbm as lgb
@@ -19,6 +19,10 @@ from predictor.artifact import Bundle
 from predictor.candidates import with_features
 from predictor.model import ModelConfig
 from predictor.tables import read_table
+
+# Bump when a change to fitting makes the same inputs give a different artifact: it enters the
+# content version (predictor.artifact.content_version), which hashes inputs, never fitted numbers.
+FIT_FORMAT = 1
 
 
 def fit_bundle(
@@ -53,6 +57,7 @@ def fit_bundle(
         "basepick_version": __version__,
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "lightgbm": lgb.__version__},
         "seed": seed,
+        "fit": {"format": FIT_FORMAT, "config": asdict(config), "methods": list(Mt.METHODS), "criterion": Mt.CRITERION},
         "data": {
             "labels": [_provenance(s) for s in label_sources],
             **({"features": [_provenance(s) for s in feature_sources]} if feature_sources else {}),
