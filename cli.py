@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from predictor.api import SPLITS
+from predictor.data.dataset import SPLITS
 from predictor.errors import BasepickError
 
 RECIPES = ("regression", "bradley_terry")
@@ -101,20 +101,21 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
     truthfulqa winogrande gsm8k (v1), params_b, pretrain_tokens_t, post_training, presence_<domain>.
     The table ends with a legend of its columns.
     """
-    from predictor import api, render
+    from predictor import api
+    from predictor.jobs import render
 
     if (candidates is None) == (pool is None):
         raise click.UsageError("give either CANDIDATES.csv or --pool leaderboard")
     if weights is not None and target != "score":
         raise click.UsageError("--weights combines the sections; it cannot be used with --target")
     if plot:
-        from predictor.plot import require_matplotlib
+        from predictor.jobs.plot import require_matplotlib
 
         require_matplotlib()
     ranking = api.ranking(candidates, pool=pool, recipe=recipe, target=target, predictor=predictor_dir, top=top,
                           max_params=max_params, weights=weights, level=level, top_k=top_k, scale=scale, note=note)
     if plot:
-        from predictor.plot import forest_plot
+        from predictor.jobs.plot import forest_plot
 
         forest_plot(ranking, plot)
         note(f"wrote {plot}")
@@ -144,8 +145,9 @@ def plan(candidates, budget, recipe, labels, confidence, predictor_dir, allow_pa
     CANDIDATES.csv is as for rank, plus an optional lineage column (otherwise the lineage comes from the
     study's metadata or the model id). Measured labels move their siblings' predictions.
     """
-    from predictor import api, render
-    from predictor.plan import write_runs
+    from predictor import api
+    from predictor.jobs import render
+    from predictor.jobs.plan import write_runs
 
     result = api.planning(candidates, budget=budget, recipe=recipe, labels=list(labels), confidence=confidence,
                           predictor=predictor_dir, allow_partial=allow_partial, scale=scale, seed=seed, note=note)
@@ -184,8 +186,9 @@ def fit(labels, no_shipped_labels, features, out, seed, allow_partial):
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def inspect(predictors, fmt):
     """List predictor artifacts: version, parent, inputs and fit-time leave-lineage-out quality."""
-    from predictor import artifact, render
-    from predictor.data import shipped_predictor_dir
+    from predictor.data.shipped import shipped_predictor_dir
+    from predictor.jobs import render
+    from predictor.models import artifact
 
     summaries = [artifact.summary(p) for p in (predictors or [shipped_predictor_dir()])]
     if fmt == "json":
@@ -223,18 +226,19 @@ def evaluate(labels, features, recipe, target, split, level, n_boot, no_baseline
     lost by taking the predicted best instead of the measured best, per size bucket (<3B, 3-6B, >=6B),
     averaged; best3/bkt the same for the best of the predicted top 3; regret@1 over all models pooled.
     """
-    from predictor import api, render
+    from predictor import api
     from predictor.errors import GateFailed
+    from predictor.jobs import render
 
     if plot:
-        from predictor.plot import require_matplotlib
+        from predictor.jobs.plot import require_matplotlib
 
         require_matplotlib()
     ev = api.evaluation(list(labels) or None, features=list(features), recipe=recipe, target=target, split=split,
                         level=level, bootstrap=n_boot, baselines=not no_baselines, allow_partial=allow_partial,
                         budget=budget, pool_size=pool_size, pools=n_pools, note=note)
     if plot:
-        from predictor.plot import budget_plot, evaluation_plot
+        from predictor.jobs.plot import budget_plot, evaluation_plot
 
         (budget_plot if budget else evaluation_plot)(ev, plot)
         note(f"wrote {plot}")
@@ -263,8 +267,8 @@ def check(dump, against, fmt, tolerance, max_changed, max_removed, eval_drop, to
     DUMP is an Open LLM Leaderboard v2 CSV, a basepick feature CSV or a folder of lm-evaluation-harness
     results. Exit 0 clean, 1 the gate failed (the report says why), 2 unreadable or unrecognised input.
     """
-    from predictor import check as K
-    from predictor import render
+    from predictor.evals import check as K
+    from predictor.jobs import render
 
     tol = K.Tolerance(points=tolerance, max_changed=max_changed, max_removed=max_removed, eval_drop=eval_drop)
     report = K.check(dump, against=against, tolerance=tol, top_k=top_k, recipe=recipe)
@@ -290,7 +294,7 @@ def ingest(results_dir, out, model_id):
     Reads every results_*.json under RESULTS_DIR (leaderboard_* tasks and the v1 tasks arc_challenge,
     hellaswag, mmlu, truthfulqa_mc2, winogrande, gsm8k). Use the file with `basepick rank`.
     """
-    from predictor.ingest import ingest as run_ingest
+    from predictor.data.ingest import ingest as run_ingest
 
     models = run_ingest(results_dir, out, model_id=model_id, note=note)
     for m in models:

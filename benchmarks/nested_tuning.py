@@ -12,10 +12,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from predictor import data as D
-from predictor import evaluate as E
-from predictor import metrics as M
-from predictor.model import ModelConfig
+from predictor.data import dataset as DS
+from predictor.data import labels as LB
+from predictor.data import shipped as D
+from predictor.evals import evaluate as E
+from predictor.models import metrics as M
+from predictor.models.model import ModelConfig
 
 GRID = [
     replace(ModelConfig(), offset_l2=l2, learning_rate=lr, offset_features=off)
@@ -25,7 +27,7 @@ GRID = [
 ]
 
 
-def nested(train: E.Dataset, test: E.Dataset) -> np.ndarray:
+def nested(train: DS.Dataset, test: DS.Dataset) -> np.ndarray:
     errors = [np.nanmean(E.lineage_residuals(train, cfg) ** 2) for cfg in GRID]
     best = GRID[int(np.argmin(errors))]
     return E.predictor_method(best)(train, test)
@@ -33,10 +35,10 @@ def nested(train: E.Dataset, test: E.Dataset) -> np.ndarray:
 
 def main() -> None:
     labels = [D.benchmarks_dir() / D.LABELS_FILE]
-    for recipe in D.RECIPES:
-        ds = E.load_dataset(labels, recipe, "score")
+    for recipe in LB.RECIPES:
+        ds = DS.load_dataset(labels, recipe, "score")
         for name, method in (("default config", E.predictor_method(ModelConfig())), ("nested grid choice", nested)):
-            m = M.selection_metrics(E.out_of_fold(ds, method, "lineage"), ds.y, ds.bucket)
+            m = M.selection_metrics(DS.out_of_fold(ds, method, "lineage"), ds.y, ds.bucket)
             print(f"{recipe:14s} {name:20s} spearman {m['spearman']:.3f}  MAE {m['mae']:.2f}  "
                   f"regret@1/bucket {m['regret@1/bucket']:.2f}  coverage@5 {m['coverage@5']:.2f}", flush=True)
 

@@ -21,7 +21,6 @@ from typing import Callable
 from predictor.errors import DataError
 
 Note = Callable[[str], None]
-SPLITS = ("lineage", "temporal", "random")  # evaluation splits; here (a light module) so the CLI can list them
 
 
 def _ignore(message: str) -> None:
@@ -54,13 +53,13 @@ def ranking(candidates=None, *, pool: str | None = None, recipe: str = "regressi
             weights: str | dict | None = None, level: float = 0.8, top_k: int = 3, scale: str = "auto",
             note: Note = _ignore):
     """Rank candidates (CSV path or list of dicts with ``model_id`` and optional feature columns) or the
-    leaderboard pool; returns a ``predictor.rank.Ranking``. Notes (scale decisions, caveats) go to ``note``."""
-    from predictor import artifact
-    from predictor import candidates as C
-    from predictor.data import load_snapshot, shipped_predictor_dir
-    from predictor.rank import parse_weights
-    from predictor.rank import rank as rank_candidates
-    from predictor.scale import SCALES
+    leaderboard pool; returns a ``predictor.jobs.rank.Ranking``. Notes (scale decisions, caveats) go to ``note``."""
+    from predictor.data import candidates as C
+    from predictor.data.scale import SCALES
+    from predictor.data.shipped import load_snapshot, shipped_predictor_dir
+    from predictor.jobs.rank import parse_weights
+    from predictor.jobs.rank import rank as rank_candidates
+    from predictor.models import artifact
 
     _require((candidates is None) != (pool is None), "give either candidates (a CSV path or a list of dicts) or pool")
     _require(pool in (None, "leaderboard"), f"pool {pool!r}: the only pool is 'leaderboard'")
@@ -100,9 +99,9 @@ def fit(labels=None, *, out: str | Path, shipped_labels: bool = True, features=N
         allow_partial: bool = False, note: Note = _ignore) -> dict:
     """Fit a predictor on the shipped labels (unless ``shipped_labels=False``) plus ``labels`` (CSV paths
     or lists of dicts), write it atomically to ``out`` and return its summary (``basepick inspect``'s)."""
-    from predictor import artifact
-    from predictor.data import LABELS_FILE, benchmarks_dir, shipped_predictor_dir
-    from predictor.fit import fit_bundle
+    from predictor.data.shipped import LABELS_FILE, benchmarks_dir, shipped_predictor_dir
+    from predictor.jobs.fit import fit_bundle
+    from predictor.models import artifact
 
     sources = _sources(labels)
     if shipped_labels:
@@ -125,10 +124,11 @@ def evaluation(labels=None, *, features=None, recipe: str = "regression", target
                allow_partial: bool = False, budget: int | None = None, pool_size: int = 12, pools: int = 40,
                note: Note = _ignore):
     """Out-of-fold evaluation of the predictor and the baselines on ``labels`` (default: the shipped
-    ones); returns a ``predictor.evaluate.Evaluation``. ``budget``: also simulate training 1..budget
-    bases of ``pools`` random pools of ``pool_size`` labelled bases, policy by policy (predictor.budget)."""
-    from predictor.data import LABELS_FILE, benchmarks_dir
-    from predictor.evaluate import evaluate
+    ones); returns a ``predictor.evals.evaluate.Evaluation``. ``budget``: also simulate training 1..budget
+    bases of ``pools`` random pools of ``pool_size`` labelled bases, policy by policy (predictor.evals.budget)."""
+    from predictor.data.dataset import SPLITS
+    from predictor.data.shipped import LABELS_FILE, benchmarks_dir
+    from predictor.evals.evaluate import evaluate
 
     _require(split in SPLITS, f"split {split!r} is not one of {', '.join(SPLITS)}")
     _require(0.5 <= level <= 0.99, f"interval level {level!r} is not in [0.5, 0.99]")
@@ -156,11 +156,11 @@ def planning(candidates, *, budget: int, recipe: str = "regression", labels=None
              predictor: str | Path | None = None, allow_partial: bool = False, scale: str = "auto", seed: int = 0,
              note: Note = _ignore):
     """Propose the next ``budget`` bases to train among ``candidates`` (CSV path or list of dicts, with an
-    optional ``lineage`` column), given measured ``labels`` (label tables); returns a ``predictor.plan.Plan``."""
-    from predictor import artifact
-    from predictor.data import load_snapshot, shipped_predictor_dir
-    from predictor.plan import plan as run_plan
-    from predictor.scale import SCALES
+    optional ``lineage`` column), given measured ``labels`` (label tables); returns a ``predictor.jobs.plan.Plan``."""
+    from predictor.data.scale import SCALES
+    from predictor.data.shipped import load_snapshot, shipped_predictor_dir
+    from predictor.jobs.plan import plan as run_plan
+    from predictor.models import artifact
 
     _require(scale in SCALES, f"scale {scale!r} is not one of {', '.join(SCALES)}")
     _require(0.5 <= confidence <= 0.999, f"confidence {confidence!r} is not in [0.5, 0.999]")

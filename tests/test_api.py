@@ -10,9 +10,11 @@ import math
 import numpy as np
 import pytest
 
-from predictor import api, artifact
-from predictor import data as D
+from predictor import api
+from predictor.data import labels as LB
+from predictor.data import shipped as D
 from predictor.errors import ArtifactError, DataError
+from predictor.models import artifact
 from tests.conftest import EXAMPLES, rank_json, write
 
 SEED = D.benchmarks_dir() / D.LABELS_FILE
@@ -124,7 +126,7 @@ def test_fit_on_dicts_then_rank_with_it(run, tmp_path):
     records = regression_records()
     summary = api.fit(records, out=tmp_path / "p", shipped_labels=False)
     assert plain(summary) and summary["path"] == str(tmp_path / "p")
-    assert set(summary["models"]) == {f"regression/{t}" for t in D.TARGETS}
+    assert set(summary["models"]) == {f"regression/{t}" for t in LB.TARGETS}
     assert summary["data"]["labels"][0]["file"] == "records"
     cli_fit = tmp_path / "q"
     labels = write(tmp_path / "l.csv", SEED.read_text(encoding="utf-8"))  # the same rows as a file, with bradley_terry

@@ -81,7 +81,7 @@ def test_predictor_dir_that_is_not_an_artifact(run, tmp_path):
 def test_corrupt_artifact(run, tmp_path):
     import shutil
 
-    from predictor.data import shipped_predictor_dir
+    from predictor.data.shipped import shipped_predictor_dir
 
     out = tmp_path / "p"
     shutil.copytree(shipped_predictor_dir(), out)

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from predictor import budget as BU
-from predictor import data as D
-from predictor import evaluate as E
-from predictor import methods as Mt
+from predictor.data import dataset as DS
+from predictor.data import shipped as D
+from predictor.evals import budget as BU
+from predictor.models import methods as Mt
 from tests.conftest import assert_one_line_error
 
 LABELS = [D.benchmarks_dir() / D.LABELS_FILE]
@@ -65,7 +65,7 @@ def test_budget_json_contract(budget_json):
 
 def test_no_pool_label_ever_trains_what_scores_it(monkeypatch):
     """Every fit and every inner evaluation inside a pool's scoring sees only bases outside the pool."""
-    ds = E.load_dataset(LABELS, "regression", "score")
+    ds = DS.load_dataset(LABELS, "regression", "score")
     current = {}
     real_score, real_fit, real_choose = BU._score_pool, Mt.fit, Mt.choose
     seen = []
@@ -91,7 +91,7 @@ def test_no_pool_label_ever_trains_what_scores_it(monkeypatch):
 
 
 def test_learned_methods_never_see_the_scored_members_lineage(monkeypatch):
-    ds = E.load_dataset(LABELS, "regression", "score")
+    ds = DS.load_dataset(LABELS, "regression", "score")
     pool = np.arange(12)
     outside = np.arange(12, len(ds.y))
     fits = []

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from predictor import data as D
+from predictor.data import shipped as D
 from tests.conftest import assert_one_line_error, write
 
 SHIPPED_V2 = D.benchmarks_dir() / D.V2_FILE

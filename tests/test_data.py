@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from predictor import data as D
+from predictor.data import labels as LB
+from predictor.data import shipped as D
 from predictor.errors import DataError
 from tests.conftest import REPO, write
 
@@ -20,7 +21,7 @@ def snapshot():
 
 
 def test_found_from_a_foreign_working_directory(tmp_path):
-    code = "from predictor import data; print(data.benchmarks_dir()); print(len(data.load_snapshot().v2_ids))"
+    code = "from predictor.data import shipped; print(shipped.benchmarks_dir()); print(len(shipped.load_snapshot().v2_ids))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     folder, n = out.stdout.split()
     assert folder == str(REPO / "data" / "benchmarks")
@@ -43,7 +44,7 @@ def test_missing_v1_is_nan_never_zero(snapshot):
 
 
 def test_seed_metadata_wins_and_every_labelled_model_has_v2_scores(snapshot):
-    labels = D.load_labels([D.benchmarks_dir() / D.LABELS_FILE])
+    labels = LB.load_labels([D.benchmarks_dir() / D.LABELS_FILE])
     assert len(labels) == 82
     for label in labels:
         row = snapshot.row(label.model_id)
@@ -64,10 +65,10 @@ LABEL_HEADER = "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,
 def test_labels_that_agree_merge_and_disagreeing_ones_name_both_rows(tmp_path):
     a = write(tmp_path / "a.csv", LABEL_HEADER + "google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,85,81.25\n")
     b = write(tmp_path / "b.csv", LABEL_HEADER + "google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,85,81.25\n")
-    assert len(D.load_labels([a, b])) == 1
+    assert len(LB.load_labels([a, b])) == 1
     c = write(tmp_path / "c.csv", LABEL_HEADER + "google/gemma-2-9b-it,regression,hs2,rb1,91,70,80,85,81.5\n")
     with pytest.raises(DataError, match=r"c.csv row 2 disagrees with .*a.csv row 2"):
-        D.load_labels([a, c])
+        LB.load_labels([a, c])
 
 
 @pytest.mark.parametrize(
@@ -80,7 +81,7 @@ def test_labels_that_agree_merge_and_disagreeing_ones_name_both_rows(tmp_path):
 )
 def test_bad_label_rows(tmp_path, body, fragment):
     with pytest.raises(DataError, match=fragment):
-        D.load_labels([write(tmp_path / "l.csv", LABEL_HEADER + body)])
+        LB.load_labels([write(tmp_path / "l.csv", LABEL_HEADER + body)])
 
 
 def test_snapshot_cache_round_trips_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):

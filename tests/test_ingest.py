@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from predictor import data as D
-from predictor import ingest as I
+from predictor.data import ingest as I
+from predictor.data import shipped as D
 from tests.conftest import assert_one_line_error, write
 
 HARNESS = Path(__file__).parent / "fixtures" / "harness"

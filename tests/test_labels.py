@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from predictor import data as D
+from predictor.data import labels as LB
+from predictor.data import shipped as D
 from predictor.errors import DataError
 from tests.conftest import assert_one_line_error, write
 
@@ -34,7 +35,7 @@ BAD_ROWS = [
 def test_bad_label_rows_are_errors_naming_the_row(tmp_path, row, fragments):
     path = write(tmp_path / "l.csv", HEADER + "Qwen/Qwen2.5-7B-Instruct,regression,hs2,rb1,90,70,80,85,81.25\n" + row)
     with pytest.raises(DataError) as info:
-        D.load_labels([path])
+        LB.load_labels([path])
     for fragment in ["l.csv", *fragments]:
         assert fragment in str(info.value)
 
@@ -53,17 +54,17 @@ def test_a_file_of_fractions_says_so(tmp_path):
     path = write(tmp_path / "l.csv", HEADER + "google/gemma-2-9b-it,regression,hs2,rb1,0.9,0.7,0.8,0.85,0.8125\n"
                  + "Qwen/Qwen2.5-7B-Instruct,regression,hs2,rb1,0.9,0.7,0.8,0.8,0.8\n")
     with pytest.raises(DataError, match="l.csv: every value is at most 1: these are fractions.*multiply them by 100"):
-        D.load_labels([path])
+        LB.load_labels([path])
 
 
 def test_score_within_the_tolerance_of_the_section_mean_is_accepted(tmp_path):
     path = write(tmp_path / "l.csv", HEADER + "google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,85,81.1\n")
-    (label,) = D.load_labels([path])
+    (label,) = LB.load_labels([path])
     assert label.values["score"] == 81.1 and not label.partial  # the study's tables round to 0.1
 
 
 def test_shipped_labels_pass_every_check():
-    assert len(D.load_labels([SEED])) == 82
+    assert len(LB.load_labels([SEED])) == 82
 
 
 def partial_labels(tmp_path):

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from predictor import metrics as M
-from predictor.baselines import elastic_net_fit
+from predictor.models import metrics as M
+from predictor.models.baselines import elastic_net_fit
 
 
 def test_spearman_and_kendall_by_hand():

@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from predictor import artifact
-from predictor import data as D
+from predictor.data import labels as LB
+from predictor.data import shipped as D
 from predictor.errors import ArtifactError, DataError
-from predictor.fit import fit_bundle
-from predictor.model import ModelConfig, RewardPredictor
+from predictor.jobs.fit import fit_bundle
+from predictor.models import artifact
+from predictor.models.model import ModelConfig, RewardPredictor
 
 SHIPPED_LABELS = [D.benchmarks_dir() / D.LABELS_FILE]
 
@@ -24,8 +25,8 @@ def bundle():
 
 @pytest.fixture(scope="module")
 def table():
-    labels = D.load_labels(SHIPPED_LABELS)
-    return D.join_labels(labels, D.load_snapshot(), "regression")
+    labels = LB.load_labels(SHIPPED_LABELS)
+    return LB.join_labels(labels, D.load_snapshot(), "regression")
 
 
 def test_same_inputs_give_byte_identical_models(table):
@@ -185,7 +186,7 @@ def test_lightgbm_artifact_round_trips(tmp_path, lightgbm_bundle, table):
 
 def test_artifact_records_the_choice_and_its_out_of_fold_figures():
     meta = artifact.load(D.shipped_predictor_dir()).metadata
-    from predictor.methods import METHODS
+    from predictor.models.methods import METHODS
 
     for key, entry in meta["models"].items():
         cal = entry["calibration"]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from predictor import artifact
-from predictor.atomic import write_text
-from predictor.data import benchmarks_dir
+from predictor.data.atomic import write_text
+from predictor.data.shipped import benchmarks_dir
+from predictor.models import artifact
 from tests.conftest import EXAMPLES, assert_one_line_error, write
 
 PYTHIA = Path(__file__).parent / "fixtures" / "harness" / "pythia-1b"
@@ -22,12 +22,12 @@ SEED = benchmarks_dir() / "seed_paper_rewardbench.csv"
 @pytest.fixture
 def no_fitting(monkeypatch):
     """A destination problem must be found before the (slow) fit starts."""
-    import predictor.fit
+    import predictor.jobs.fit
 
     def fail(*args, **kwargs):
         raise AssertionError("fit started although --out cannot be written")
 
-    monkeypatch.setattr(predictor.fit, "fit_bundle", fail)
+    monkeypatch.setattr(predictor.jobs.fit, "fit_bundle", fail)
 
 
 def test_fit_out_under_a_file(run, tmp_path, no_fitting):
@@ -67,7 +67,7 @@ def test_fit_out_in_a_read_only_folder_simulated(run, tmp_path, monkeypatch, no_
 def test_a_write_failing_late_is_one_line_and_leaves_the_old_artifact(run, tmp_path, monkeypatch):
     import shutil
 
-    from predictor.data import shipped_predictor_dir
+    from predictor.data.shipped import shipped_predictor_dir
 
     out = tmp_path / "p"
     shutil.copytree(shipped_predictor_dir(), out)
@@ -138,7 +138,7 @@ def test_atomic_writes_follow_the_umask(tmp_path, umask):
 
 
 def test_artifact_files_and_folders_follow_the_umask(tmp_path, umask):
-    from predictor.data import shipped_predictor_dir
+    from predictor.data.shipped import shipped_predictor_dir
 
     artifact.save(artifact.load(shipped_predictor_dir()).__class__(
         models={("regression", "score"): artifact.load(shipped_predictor_dir()).get("regression", "score")},

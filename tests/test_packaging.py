@@ -55,7 +55,7 @@ def test_installed_wheel_ranks_from_a_foreign_directory(wheel, tmp_path):
                    check=True, capture_output=True)
     env = {**os.environ, "PYTHONPATH": str(target), "BASEPICK_CACHE_DIR": str(tmp_path / "cache")}
     code = (
-        "import sys, cli, predictor.data as d; "
+        "import sys, cli, predictor.data.shipped as d; "
         "assert d.data_root() == __import__('pathlib').Path(sys.argv[1]) / 'predictor' / '_data', d.data_root(); "
         "sys.argv = ['basepick', 'rank', sys.argv[2], '--format', 'json', '--top', '3']; cli.main()"
     )

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from predictor import bayes as Y
-from predictor import data as D
-from predictor import lineage as L
+from predictor.data import lineage as L
+from predictor.data import shipped as D
+from predictor.models import bayes as Y
 from tests.conftest import EXAMPLES, REPO, assert_one_line_error, write
 
 LABEL_HEADER = "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score,lr,val_accuracy,basepick_version\n"

@@ -11,17 +11,18 @@ import json
 import numpy as np
 import pytest
 
-from predictor import artifact
-from predictor import data as D
-from predictor import evaluate as E
-from predictor import methods as Mt
-from predictor.model import ModelConfig
+from predictor.data import dataset as DS
+from predictor.data import labels as LB
+from predictor.data import shipped as D
+from predictor.models import artifact
+from predictor.models import methods as Mt
+from predictor.models.model import ModelConfig
 from tests.conftest import rank_json, write
 
 
 @pytest.fixture(scope="module")
 def presence_file(tmp_path_factory):
-    labels = [l for l in D.load_labels([D.benchmarks_dir() / D.LABELS_FILE]) if l.recipe == "regression"]
+    labels = [l for l in LB.load_labels([D.benchmarks_dir() / D.LABELS_FILE]) if l.recipe == "regression"]
     rng = np.random.default_rng(0)
     lines = ["model_id,presence_code,spread_code,docs_code"]
     for label in labels:
@@ -50,7 +51,7 @@ def test_fit_uses_presence_and_rank_reads_it_from_candidates(run, presence_file,
     assert with_p["mae"] < shipped["choice"]["methods"]["basepick (LightGBM)"]["mae"]  # the predictor used presence
 
     # rank with a predictor whose chosen method reads presence_code: given values are used, missing stays NaN
-    ds = E.load_dataset([D.benchmarks_dir() / D.LABELS_FILE], "regression", "score", [presence_file])
+    ds = DS.load_dataset([D.benchmarks_dir() / D.LABELS_FILE], "regression", "score", [presence_file])
     model = Mt.fit(Mt.PREDICTOR, ds, ModelConfig())
     assert "presence_code" in model.feature_names_in_
     artifact.save(artifact.Bundle(models={("regression", "score"): model}, metadata={}), tmp_path / "q")

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from predictor import artifact
-from predictor import data as D
-from predictor.metrics import interval_halfwidth
+from predictor.data import labels as LB
+from predictor.data import shipped as D
+from predictor.models import artifact
+from predictor.models.metrics import interval_halfwidth
 from tests.conftest import EXAMPLES, assert_one_line_error, rank_json
 
 BASELINE_NAMES = {"default Llama-3.x", "mean OLL v2 score", "single best benchmark", "log params", "PCA3 + OLS",
@@ -127,7 +128,7 @@ def test_drivers_and_gain_against_the_default_llama(run):
 def test_weights_combine_section_predictions(run):
     ids = EXAMPLES / "candidates.csv"
     sections = {s: {c["model_id"]: c["predicted"] for c in rank_json(run, ids, "--target", s)["candidates"]}
-                for s in D.SECTIONS}
+                for s in LB.SECTIONS}
     out = rank_json(run, ids, "--weights", "chat=1,chat_hard=2,safety=1,reasoning=0")
     assert out["target"] == "weighted(chat=1,chat_hard=2,safety=1,reasoning=0)"
     for c in out["candidates"]:

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from predictor.data import load_snapshot
+from predictor.data.shipped import load_snapshot
 from tests.conftest import EXAMPLES, rank_json, write
 
 

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from predictor import artifact
-from predictor import data as D
-from predictor import uncertainty as U
+from predictor.data import shipped as D
 from predictor.errors import DataError
-from predictor.metrics import interval_halfwidth
+from predictor.models import artifact
+from predictor.models import uncertainty as U
+from predictor.models.metrics import interval_halfwidth
 from tests.conftest import EXAMPLES, assert_one_line_error, rank_json, write
 
 FULL = "acme/full-7b,70,30,15,8,10,30,7\n"

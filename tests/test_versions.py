@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from predictor import artifact
-from predictor import data as D
-from predictor.data import shipped_predictor_dir
+from predictor.data import shipped as D
+from predictor.data.shipped import shipped_predictor_dir
+from predictor.models import artifact
 from tests.conftest import assert_one_line_error, write
 
 EXTRA = (

@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from predictor.evaluate import MethodResult, verdict
-from predictor.features import nominal_size, stated_size
+from predictor.data.features import nominal_size, stated_size
+from predictor.evals.evaluate import MethodResult, verdict
 from tests.conftest import EXAMPLES, assert_one_line_error, rank_json
+
 
 def method(name: str, rho: float, low: float, high: float) -> MethodResult:
     metrics = {"spearman": rho, "regret@1/bucket": 1.0, "coverage@5": 0.6}

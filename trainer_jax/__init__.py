@@ -28,7 +28,7 @@ def enable_compile_cache() -> None:
     """
     import jax
 
-    from predictor.data import cache_dir
+    from predictor.data.shipped import cache_dir
 
     if not jax.config.jax_compilation_cache_dir:
         jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))

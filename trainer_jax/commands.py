@@ -83,7 +83,7 @@ def train(base_dir, data, eval_data, schema, eval_schema, split, eval_split, str
           save_every, max_steps, center, mesh_data, resume, dry_run, device_memory, devices, platform, distributed, coordinator,
           num_processes, process_id, coordinator_timeout, fmt):
     """Train a reward model on BASE_DIR (a local Hugging Face model directory) and export it to RUN_DIR/model."""
-    from predictor import render
+    from predictor.jobs import render
     from trainer_jax import require_train_extra
 
     require_train_extra()
@@ -144,7 +144,7 @@ def validate(labels, predictor_dir, features, fmt):
 
     Rows the predictor was fitted on are marked in-sample: their errors are optimistic.
     """
-    from predictor import render
+    from predictor.jobs import render
     from trainer_jax.evals.validate import render_table
     from trainer_jax.evals.validate import validate as run_validate
 
@@ -219,11 +219,11 @@ def probe_compare(inputs, bins, heatmap, fmt):
     Inputs are --scores-out files (per-document scores: exact histograms) or FEATURES.csv files (means and
     spreads only: compared as normal distributions, flagged as approximate).
     """
-    from predictor import render
+    from predictor.jobs import render
     from trainer_jax.evals import probe_compare as pc
 
     if heatmap:
-        from predictor.plot import require_matplotlib
+        from predictor.jobs.plot import require_matplotlib
 
         require_matplotlib()
     result = pc.compare(pc.read_inputs(inputs, note=note), bins=bins)
@@ -255,7 +255,7 @@ def score(model_dir, data, schema, split, max_length, out, batch_size, dtype, we
     """
     import json
 
-    from predictor import render
+    from predictor.jobs import render
     from trainer_jax import require_train_extra
 
     require_train_extra()

@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 from click.testing import CliRunner  # noqa: E402
 
 import cli  # noqa: E402
-from predictor.features import is_presence  # noqa: E402
+from predictor.data.features import is_presence  # noqa: E402
 from trainer_jax.evals import probe as P  # noqa: E402
 
 TOKENS = 16  # every test document is longer: one (batch, 16) shape, compiled once for the module

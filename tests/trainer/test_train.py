@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "train"))
 import builders as B  # noqa: E402
 
-from predictor.data import load_labels  # noqa: E402
+from predictor.data.labels import load_labels  # noqa: E402
 from trainer_jax.data.tokenizer import load_tokenizer  # noqa: E402
 
 MODEL_ID = "Qwen/Qwen2.5-0.5B-Instruct"  # a base the shipped snapshot knows, so `validate` can predict it

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from predictor.data import benchmarks_dir
+from predictor.data.shipped import benchmarks_dir
 from predictor.errors import DataError
 from tests.conftest import assert_one_line_error, write
 from trainer_jax.evals.validate import spearman, validate
@@ -123,7 +123,7 @@ def test_validate_a_base_outside_the_snapshot_with_features(run, tmp_path):
 def test_validate_says_when_the_predictor_does_not_record_its_labels(run, tmp_path):
     import shutil
 
-    from predictor.data import shipped_predictor_dir
+    from predictor.data.shipped import shipped_predictor_dir
 
     old = tmp_path / "old"
     shutil.copytree(shipped_predictor_dir(), old)

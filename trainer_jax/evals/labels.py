@@ -1,9 +1,9 @@
 """Append a trained reward model's RewardBench result to a label file in basepick's label schema.
 
-The row carries ``predictor.data.LABEL_KEY`` + ``TARGETS`` (model_id, recipe, train_data, eval, chat,
+The row carries ``predictor.data.shipped.LABEL_KEY`` + ``TARGETS`` (model_id, recipe, train_data, eval, chat,
 chat_hard, safety, reasoning, score; RewardBench points 0-100) plus run metadata columns, which
-``load_labels`` ignores. The rows are checked with ``predictor.data.load_labels`` (they must stay
-consumable by ``basepick fit``), then the file is rewritten atomically (``predictor.atomic``: a
+``load_labels`` ignores. The rows are checked with ``predictor.data.shipped.load_labels`` (they must stay
+consumable by ``basepick fit``), then the file is rewritten atomically (``predictor.data.atomic``: a
 temporary file renamed into place, with the umask's permissions). A row with the same key as the new one
 is replaced.
 """
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from predictor.atomic import atomic_file, check_writable
-from predictor.data import LABEL_KEY, TARGETS, load_labels
+from predictor.data.atomic import atomic_file, check_writable
+from predictor.data.labels import LABEL_KEY, TARGETS, load_labels
 from predictor.errors import DataError
 
 
@@ -42,7 +42,7 @@ def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def check_label_file(path: str | os.PathLike) -> None:
-    """DataError unless ``path`` is absent or a label file predictor.data.load_labels accepts."""
+    """DataError unless ``path`` is absent or a label file predictor.data.shipped.load_labels accepts."""
     path = Path(path)
     if path.exists():
         header, rows = _read(path)

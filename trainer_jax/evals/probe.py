@@ -5,7 +5,7 @@ t_1..t_n are the first n = min(#tokens, N) tokens exactly as the model's tokeniz
 tokens included, so t_1 is often BOS). ``presence_<domain>`` is the mean document score of the domain and
 ``spread_<domain>`` its population standard deviation (ddof 0); ``docs_<domain>`` counts the documents
 scored (documents under 2 tokens are skipped with a note). Only ``presence_*`` columns are predictor
-features (``predictor.features.is_presence``). Domain names become column suffixes: lower case, other
+features (``predictor.data.features.is_presence``). Domain names become column suffixes: lower case, other
 characters folded to '_' ("Q&A" -> "q_a").
 
 Flow: check the model dir -> read the corpus (JSONL or JSONL.gz rows ``{"domain", "text"}``) -> tokenize
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from predictor.atomic import atomic_file, check_writable
-from predictor.data import sha256
+from predictor.data.atomic import atomic_file, check_writable
+from predictor.data.shipped import sha256
 from predictor.errors import DataError
 from trainer_jax import require_train_extra
 from trainer_jax.data.readers import read_jsonl
@@ -83,7 +83,7 @@ class ProbeResult:
 
 def default_corpus() -> Path:
     """The shipped probe corpus (``data/probe/corpus.jsonl.gz``; ``predictor/_data/probe/`` in a wheel)."""
-    from predictor.data import data_root
+    from predictor.data.shipped import data_root
 
     return data_root() / "probe" / "corpus.jsonl.gz"
 
@@ -249,7 +249,7 @@ def _save_partial(path: Path, key: dict[str, Any], done: dict[str, DomainScores]
 
 
 def _read_features(path: Path) -> tuple[list[str], list[list[str]]]:
-    from predictor.data import read_csv, require_column
+    from predictor.data.tables import read_csv, require_column
 
     if not path.exists():
         return ["model_id"], []

@@ -115,8 +115,8 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def _read_features(path: Path) -> list[ModelScores]:
-    from predictor.data import read_csv, require_column
-    from predictor.features import is_presence
+    from predictor.data.tables import read_csv, require_column
+    from predictor.data.features import is_presence
 
     header, rows = read_csv(path)
     id_col = require_column(path, header, "model_id")

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from predictor.atomic import atomic_file
+from predictor.data.atomic import atomic_file
 from predictor.errors import DataError
 from trainer_jax.data.readers import read_jsonl
 
@@ -153,7 +153,7 @@ class RewardBenchResult:
 
 # ----------------------------------------------------------------------------------------------- I/O
 def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> None:
-    """Write one JSON object per line, atomically (``predictor.atomic``)."""
+    """Write one JSON object per line, atomically (``predictor.data.atomic``)."""
     with atomic_file(path) as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from predictor.atomic import check_writable
+from predictor.data.atomic import check_writable
 from predictor.errors import ArtifactError, DataError
 from trainer_jax import require_train_extra
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from predictor.metrics import spearman
+from predictor.models.metrics import spearman
 
 SCHEMA_VERSION = 1
 MIN_ROWS_FOR_METRICS = 3
@@ -80,14 +80,10 @@ def _competition_rank(values: np.ndarray) -> np.ndarray:
 def validate(labels_path: str | Path, predictor_dir: str | Path | None = None, feature_paths=(),
              note=lambda s: None) -> ValidationReport:
     """Compare predictions with the measured labels in ``labels_path`` (see the module docstring)."""
-    from predictor import artifact
-    from predictor.candidates import fill_from_snapshot, with_features
-    from predictor.data import (
-        TARGETS,
-        load_labels,
-        load_snapshot,
-        shipped_predictor_dir,
-    )
+    from predictor.models import artifact
+    from predictor.data.candidates import fill_from_snapshot, with_features
+    from predictor.data.labels import TARGETS, load_labels
+    from predictor.data.shipped import load_snapshot, shipped_predictor_dir
     from predictor.errors import DataError
 
     labels = load_labels([Path(labels_path)])

@@ -29,7 +29,7 @@ import numpy as np
 from flax import nnx
 from safetensors.numpy import save_file
 
-from predictor.atomic import umask
+from predictor.data.atomic import umask
 from predictor.errors import ArtifactError
 from trainer_jax import require_train_extra
 from trainer_jax.data.tokenizer import PadToken, choose_pad_token, load_tokenizer

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from predictor.atomic import check_writable
+from predictor.data.atomic import check_writable
 from predictor.errors import ArtifactError, DataError
 from trainer_jax import enable_compile_cache, require_train_extra
 from trainer_jax.data.schemas import ATTRIBUTES

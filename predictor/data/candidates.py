@@ -13,11 +13,11 @@ from typing import Callable
 
 import numpy as np
 
-from predictor import features as F
-from predictor import scale as S
-from predictor.data import Snapshot
+from predictor.data import features as F
+from predictor.data import scale as S
+from predictor.data.shipped import Snapshot
+from predictor.data.tables import Table, read_table
 from predictor.errors import DataError
-from predictor.tables import Table, read_table
 
 GIVEN, SNAPSHOT, MISSING = "given", "snapshot", "missing"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -38,7 +38,7 @@ def read_candidates(
     read_elsewhere: tuple[str, ...] = (),
 ) -> Candidates:
     """Read a candidates table (CSV path or list of dicts) and fill every known id from the snapshot
-    (given values win). Score units follow ``predictor.scale``: per file, never guessed per column.
+    (given values win). Score units follow ``predictor.data.scale``: per file, never guessed per column.
 
     ``read_elsewhere``: non-feature columns the caller reads itself (``plan``'s lineage), not noted as ignored.
     """
@@ -88,7 +88,7 @@ def _declared(table: Table, i: int, row: list[str], j: int | None) -> str:
 
 def _apply_scale(table: Table, ids: list[str], given: dict[str, np.ndarray], declared: list[str], scale: str,
                  note: Callable[[str], None]) -> None:
-    """Rescale the given score columns to points in place (see predictor.scale); mixed rows are an error."""
+    """Rescale the given score columns to points in place (see predictor.data.scale); mixed rows are an error."""
     scores = {name: values for name, values in given.items() if name in F.SPECS and F.SPECS[name].is_score}
     check = S.check_scale(scores, declared, scale)
     if check.mixed_rows:

@@ -1,9 +1,9 @@
 """`basepick plan`: which bases of a pool to train next, given the labels measured so far.
 
-Top to bottom: read the candidates and their lineages (predictor.lineage), read the measured labels
+Top to bottom: read the candidates and their lineages (predictor.data.lineage), read the measured labels
 (``train --labels-out`` rows), predict every candidate with the artifact's chosen ranking method,
-build the lineage-correlated predictive distribution (predictor.bayes) with the residual scale and
-correlation stored at fit time (widened for missing inputs, predictor.uncertainty), condition it on
+build the lineage-correlated predictive distribution (predictor.models.bayes) with the residual scale and
+correlation stored at fit time (widened for missing inputs, predictor.models.uncertainty), condition it on
 the measured labels, and choose the next ``budget`` runs (expected improvement; a batch goes out in
 parallel, so it is chosen by greedy batch expected improvement). ``runs_jsonl`` writes one
 ``basepick train`` command per proposal for a scheduler (examples/slurm/).
@@ -19,16 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from predictor import bayes as Y
-from predictor import candidates as C
-from predictor import data as D
-from predictor.artifact import Bundle
-from predictor.atomic import write_text
+from predictor.data import candidates as C
+from predictor.data import labels as LB
+from predictor.data import shipped as D
+from predictor.data.atomic import write_text
+from predictor.data.lineage import lineage_of
+from predictor.data.tables import Table, read_table
 from predictor.errors import ArtifactError, DataError
-from predictor.lineage import lineage_of
-from predictor.methods import method_name
-from predictor.tables import Table, read_table
-from predictor.uncertainty import widening
+from predictor.models import bayes as Y
+from predictor.models.artifact import Bundle
+from predictor.models.methods import method_name
+from predictor.models.uncertainty import widening
 
 CRITERION = {
     1: "expected improvement over the best measured score (nothing measured: the highest predicted score)",
@@ -41,7 +42,7 @@ LINEAGE_COLUMN = "lineage"
 class Proposal:
     model_id: str
     lineage: str
-    lineage_source: str  # given | metadata | inferred | organisation (predictor.lineage)
+    lineage_source: str  # given | metadata | inferred | organisation (predictor.data.lineage)
     prior: float  # the ranking method's prediction, points
     predicted: float  # posterior mean given the measured labels, points
     sd: float  # posterior standard deviation, points
@@ -147,8 +148,8 @@ def read_measured(sources: list, ids: list[str], recipe: str, allow_partial: boo
         return {}
     known = set(ids)
     out: dict[str, tuple[float, str]] = {}
-    labels = D.load_labels(list(sources))
-    D.refuse_partial(labels, allow_partial)
+    labels = LB.load_labels(list(sources))
+    LB.refuse_partial(labels, allow_partial)
     for label in labels:
         if label.recipe != recipe:
             raise DataError(f"{label.source}: a {label.recipe} label, but this plan is for the {recipe} recipe; "

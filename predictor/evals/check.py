@@ -2,7 +2,7 @@
 
 A dump is an Open LLM Leaderboard v2 CSV (the shipped snapshot's format), a basepick feature CSV
 (``model_id`` + canonical columns) or lm-evaluation-harness results (a folder or one results JSON, read
-by ``predictor.ingest``). It is compared with the current features — the shipped snapshot, or the
+by ``predictor.data.ingest``). It is compared with the current features — the shipped snapshot, or the
 ``--against`` dump laid over it — and the gate fails (exit 1, after the report) when:
 
 * a value is invalid: not a number, not finite, outside 0-100 (a v2 column holding fractions says so),
@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from predictor import data as D
-from predictor import features as F
-from predictor.dump import BENCHMARKS, FEATURES, V2_CSV, Dump, load_dump
+from predictor.data import features as F
+from predictor.data import labels as LB
+from predictor.data import shipped as D
+from predictor.data.dump import BENCHMARKS, FEATURES, V2_CSV, Dump, load_dump
 from predictor.errors import BasepickError
 
 SCHEMA_VERSION = 1
@@ -190,7 +191,7 @@ def _diff(dump: Dump, before: D.Snapshot, pool: list[str], full: bool, tol: Tole
 
 def _predict(snapshot: D.Snapshot, ids: list[str], recipe: str, bundle) -> dict[str, tuple[float, str]]:
     """model id → (predicted RewardBench score, size bucket) with the shipped predictor."""
-    from predictor.candidates import ids_only
+    from predictor.data.candidates import ids_only
 
     if not ids:
         return {}
@@ -220,7 +221,7 @@ def _unchanged(before: D.Snapshot, after: D.Snapshot, ids: list[str]) -> set[str
 
 
 def _top_k(before, pool_before, after, pool_after, k: int, recipe: str) -> dict:
-    from predictor import artifact
+    from predictor.models import artifact
 
     bundle = artifact.load(D.shipped_predictor_dir())
     old_pred = _predict(before, pool_before, recipe, bundle)
@@ -237,23 +238,24 @@ def _top_k(before, pool_before, after, pool_after, k: int, recipe: str) -> dict:
 
 def _evaluation(before, after, recipe: str, tol: Tolerance, failures: list[str]) -> dict:
     """Leave-one-lineage-out selection quality on the labelled models with the old and the new features."""
-    from predictor import evaluate as E
-    from predictor import metrics as M
-    from predictor.model import ModelConfig
+    from predictor.data import dataset as DS
+    from predictor.evals import evaluate as E
+    from predictor.models import metrics as M
+    from predictor.models.model import ModelConfig
 
-    labels, metadata = D.load_labels([D.benchmarks_dir() / D.LABELS_FILE]), D.load_model_metadata()
-    old_ds = E.dataset(labels, before, metadata, recipe, "score")
+    labels, metadata = LB.load_labels([D.benchmarks_dir() / D.LABELS_FILE]), D.load_model_metadata()
+    old_ds = DS.dataset(labels, before, metadata, recipe, "score")
     touched = sorted(set(old_ds.ids) - _unchanged(before, after, old_ds.ids))
     method = E.predictor_method(ModelConfig())
     keys = ("spearman", "regret@1/bucket", "coverage@5", "mae")
 
     def run(ds):
-        m = M.selection_metrics(E.out_of_fold(ds, method, "lineage"), ds.y, ds.bucket)
+        m = M.selection_metrics(DS.out_of_fold(ds, method, "lineage"), ds.y, ds.bucket)
         return {key: None if math.isnan(m[key]) else round(float(m[key]), 4) for key in keys}
 
     old = run(old_ds)
     try:  # the labelled models' features did not change: the evaluation would not either
-        new = run(E.dataset(labels, after, metadata, recipe, "score")) if touched else dict(old)
+        new = run(DS.dataset(labels, after, metadata, recipe, "score")) if touched else dict(old)
     except BasepickError as exc:
         failures.append(f"the lineage-held-out evaluation cannot be fitted with the dump's features ({exc})")
         new = {key: None for key in keys}

@@ -1,11 +1,11 @@
 """Predictions → a ranked list of candidates: intervals, top-k odds, drivers, gain over the default.
 
 Predictions come from the ranking method the artifact chose for the recipe and target
-(predictor.methods: the LightGBM predictor, ridge or a rule); the output names it.
+(predictor.models.methods: the LightGBM predictor, ridge or a rule); the output names it.
 
 - Interval: prediction ± the ``level`` quantile (default 80%) of the method's leave-one-lineage-out
   absolute residuals, stored in the artifact at fit time (split conformal; see metrics.py), widened
-  for a candidate's missing inputs (predictor.uncertainty).
+  for a candidate's missing inputs (predictor.models.uncertainty).
 - ``p_top_k``: share of Monte Carlo draws in which a candidate lands in the top k. A draw takes one
   ensemble member's predictions and adds, per candidate, a residual drawn from the same
   lineage-out residuals — the ensemble alone is far more confident than its out-of-sample error.
@@ -23,15 +23,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from predictor import features as F
-from predictor.artifact import Bundle
-from predictor.baselines import DEFAULT_LLAMA
-from predictor.candidates import GIVEN, MISSING, SNAPSHOT, Candidates, ids_only
-from predictor.data import SECTIONS, Snapshot
+from predictor.data import features as F
+from predictor.data.candidates import GIVEN, MISSING, SNAPSHOT, Candidates, ids_only
+from predictor.data.labels import SECTIONS
+from predictor.data.shipped import Snapshot
 from predictor.errors import DataError
-from predictor.methods import POOL, RUNS, inputs, method_name
-from predictor.metrics import interval_halfwidth
-from predictor.uncertainty import widening
+from predictor.models.artifact import Bundle
+from predictor.models.baselines import DEFAULT_LLAMA
+from predictor.models.methods import POOL, RUNS, inputs, method_name
+from predictor.models.metrics import interval_halfwidth
+from predictor.models.uncertainty import widening
 
 N_DRAWS = 2000
 
@@ -170,7 +171,7 @@ class Ranked:
 class Ranking:
     recipe: str
     target: str
-    method: str  # the ranking method the artifact chose (predictor.methods)
+    method: str  # the ranking method the artifact chose (predictor.models.methods)
     level: float
     top_k: int
     candidates: list[Ranked]

@@ -3,7 +3,7 @@
 Layout of an artifact directory::
 
     metadata.json                      schema, versions, seed, data sha256, per-model state: the
-                                       chosen ranking method (predictor.methods) and its calibration
+                                       chosen ranking method (predictor.models.methods) and its calibration
     models/<recipe>__<target>__<k>.txt one LightGBM text model per ensemble member, where the
                                        LightGBM predictor was chosen (a linear method lives in
                                        metadata.json alone)
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from predictor.atomic import check_writable, umask
+from predictor.data.atomic import check_writable, umask
 from predictor.errors import ArtifactError
-from predictor.methods import PREDICTOR, LinearMethod, method_name
-from predictor.model import RewardPredictor
+from predictor.models.methods import PREDICTOR, LinearMethod, method_name
+from predictor.models.model import RewardPredictor
 
 SCHEMA_VERSION = 1
 METADATA = "metadata.json"

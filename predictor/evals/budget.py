@@ -6,14 +6,14 @@ revealing its label; regret after k runs = the pool's best score − the best sc
 No pool's labels ever train what scores it. For every pool, only the labelled bases outside it (T)
 are used, in two levels of leave-lineage-out:
 - inner, on T alone: each method's leave-lineage-out predictions choose the ranking method
-  (predictor.methods.choose, as ``fit`` does) and give the chosen method's residual scale and
-  lineage correlation (predictor.uncertainty);
+  (predictor.models.methods.choose, as ``fit`` does) and give the chosen method's residual scale and
+  lineage correlation (predictor.models.uncertainty);
 - outer: a pool member of lineage g is scored by a learned method (the LightGBM predictor, ridge)
   fitted on T without lineage g; a rule (mean leaderboard score, log params) scores the whole pool
   with its line fitted on T — the rule's order does not depend on labels, only its map to points.
 
 Policies: ``plan`` (sequential: expected improvement under the lineage-correlated predictive
-distribution, conditioning on every revealed label — predictor.bayes), ``static`` (the chosen
+distribution, conditioning on every revealed label — predictor.models.bayes), ``static`` (the chosen
 method's top k), ``mean score order`` (mean leaderboard v2 score, no fit), ``default first`` (the
 pool's default Llama-3.x models, largest bucket first, then the chosen method's order) and
 ``random`` (exact expectation over all orders); for reference, ``LightGBM top-k`` always ranks by
@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from predictor import bayes as Y
-from predictor import evaluate as E
-from predictor import methods as Mt
-from predictor import uncertainty as U
-from predictor.baselines import DEFAULT_LLAMA
+from predictor.data import dataset as DS
 from predictor.errors import DataError
-from predictor.model import ModelConfig
+from predictor.models import bayes as Y
+from predictor.models import methods as Mt
+from predictor.models import uncertainty as U
+from predictor.models.baselines import DEFAULT_LLAMA
+from predictor.models.model import ModelConfig
 
 POLICIES = ("plan", "static", "mean score order", "default first", "random", "LightGBM top-k")
 LEARNED = (Mt.RIDGE, Mt.PREDICTOR)
@@ -80,7 +80,7 @@ class BudgetResult:
                 "median_residual_sd": round(self.sd, 3), "median_lineage_correlation": round(self.rho, 3)}
 
 
-def simulate(ds: E.Dataset, *, budget: int, pool_size: int = 12, n_pools: int = 40, n_boot: int = 1000,
+def simulate(ds: DS.Dataset, *, budget: int, pool_size: int = 12, n_pools: int = 40, n_boot: int = 1000,
              seed: int = 0, config: ModelConfig | None = None) -> BudgetResult:
     """Regret after 1..budget runs of every policy on ``n_pools`` random pools (see the module doc)."""
     config = config or ModelConfig()
@@ -125,7 +125,7 @@ def check_sizes(n: int, budget: int, pool_size: int) -> None:
         raise DataError(f"--budget {budget}: must be 1 to the pool size, {pool_size}")
 
 
-def _score_pool(ds: E.Dataset, pool: np.ndarray, outside: np.ndarray, config: ModelConfig, seed: int):
+def _score_pool(ds: DS.Dataset, pool: np.ndarray, outside: np.ndarray, config: ModelConfig, seed: int):
     """(chosen method, every method's predictions for the pool, the chosen one's residual sd and
     lineage correlation), from T = the labelled bases outside the pool only."""
     T = ds.take(outside)
@@ -133,7 +133,7 @@ def _score_pool(ds: E.Dataset, pool: np.ndarray, outside: np.ndarray, config: Mo
     inner = {m: np.full(len(T.y), np.nan) for m in Mt.METHODS}
     for g in sorted(set(T.lineage.tolist()) | set(ds.lineage[pool].tolist())):
         held, in_pool = T.lineage == g, ds.lineage[pool] == g
-        if (~held).sum() < E.MIN_TRAIN:
+        if (~held).sum() < DS.MIN_TRAIN:
             continue  # as evaluate.out_of_fold: too few rows left to fit on
         for name in LEARNED:
             model = Mt.fit(name, T.take(~held), config)
@@ -143,7 +143,7 @@ def _score_pool(ds: E.Dataset, pool: np.ndarray, outside: np.ndarray, config: Mo
                 scores[name][in_pool] = model.predict(ds.take(pool[in_pool]).columns)
     for name in Mt.RULES:
         scores[name] = Mt.fit(name, T, config).predict(ds.take(pool).columns)
-        inner[name] = E.out_of_fold(T, Mt.fit_predict(name, config), "lineage")
+        inner[name] = DS.out_of_fold(T, Mt.fit_predict(name, config), "lineage")
     choice = Mt.choose(T, config, seed=seed, oof=inner)
     residuals = T.y - inner[choice.name]
     residuals = residuals[~np.isnan(residuals)]
@@ -151,13 +151,13 @@ def _score_pool(ds: E.Dataset, pool: np.ndarray, outside: np.ndarray, config: Mo
             U.lineage_correlation(residuals, T.lineage[~np.isnan(inner[choice.name])]))
 
 
-def _order(score: np.ndarray, ds: E.Dataset, pool: np.ndarray) -> np.ndarray:
+def _order(score: np.ndarray, ds: DS.Dataset, pool: np.ndarray) -> np.ndarray:
     """Pool positions, highest score first; ties (and NaN, last) by model id."""
     ids = [ds.ids[i] for i in pool]
     return np.array(sorted(range(len(pool)), key=lambda j: (-np.nan_to_num(score[j], nan=-np.inf), ids[j])))
 
 
-def _default_first(predicted: np.ndarray, ds: E.Dataset, pool: np.ndarray) -> np.ndarray:
+def _default_first(predicted: np.ndarray, ds: DS.Dataset, pool: np.ndarray) -> np.ndarray:
     ids = [ds.ids[i] for i in pool]
     defaults = [ids.index(DEFAULT_LLAMA[b]) for b in BUCKET_ORDER if DEFAULT_LLAMA[b] in ids]
     rest = [j for j in _order(predicted, ds, pool) if j not in defaults]

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 import lightgbm as lgb
 import numpy as np
 
-from predictor import features as F
+from predictor.data import features as F
 from predictor.errors import ArtifactError, DataError
 
 DEFAULT_FEATURES = F.V2_SCORES + ("mean_v2", "log_params")

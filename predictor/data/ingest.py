@@ -49,11 +49,11 @@ from typing import Callable
 
 import numpy as np
 
-from predictor import features as F
-from predictor import scale as S
-from predictor.atomic import write_text
+from predictor.data import features as F
+from predictor.data import scale as S
+from predictor.data.atomic import write_text
+from predictor.data.tables import Table, read_table
 from predictor.errors import DataError
-from predictor.tables import Table, read_table
 
 BBH_CHOICES = {
     "boolean_expressions": 2, "causal_judgement": 2, "date_understanding": 6, "disambiguation_qa": 3,

@@ -10,9 +10,9 @@ import itertools
 
 import numpy as np
 
-from predictor import features as F
-from predictor.metrics import spearman
-from predictor.model import nan_stats
+from predictor.data import features as F
+from predictor.models.metrics import spearman
+from predictor.models.model import nan_stats
 
 # The study's default choice: the Llama-3.x instruct model of each size bucket.
 DEFAULT_LLAMA = {

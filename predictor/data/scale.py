@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from predictor import features as F
+from predictor.data import features as F
 
 SCALE_COLUMN = "scale"
 SCALES = ("auto", "percent", "fraction")

@@ -1,6 +1,6 @@
 """The ranking methods an artifact chooses among, per recipe and target, and how it chooses.
 
-- ``basepick (LightGBM)``: ``predictor.model.RewardPredictor``.
+- ``basepick (LightGBM)``: ``predictor.models.model.RewardPredictor``.
 - ``ridge``: linear in the standardised v2 scores and log params; its penalty is chosen by inner
   leave-lineage-out on the training rows (as the ``ridge`` baseline of ``basepick evaluate``).
 - ``log params`` and ``mean leaderboard score``: rules. They order candidates by one input, larger
@@ -22,11 +22,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from predictor import baselines as B
-from predictor import features as F
-from predictor import metrics as M
+from predictor.data import features as F
+from predictor.data.dataset import out_of_fold
 from predictor.errors import ArtifactError
-from predictor.model import ModelConfig, Offset, RewardPredictor, design_matrix, with_presence
+from predictor.models import baselines as B
+from predictor.models import metrics as M
+from predictor.models.model import ModelConfig, Offset, RewardPredictor, design_matrix, with_presence
 
 PREDICTOR = "basepick (LightGBM)"
 RIDGE = "ridge"
@@ -95,7 +96,7 @@ def inputs(model) -> list[str]:
 
 
 def fit(name: str, ds, config: ModelConfig):
-    """Fit method ``name`` on a labelled Dataset (evaluate.Dataset)."""
+    """Fit method ``name`` on a labelled Dataset (predictor.data.dataset)."""
     if name == PREDICTOR:
         return RewardPredictor(with_presence(config, ds.columns)).fit(ds.columns, ds.y)
     if name == RIDGE:
@@ -108,7 +109,7 @@ def fit(name: str, ds, config: ModelConfig):
 
 
 def fit_predict(name: str, config: ModelConfig):
-    """``(train, test) -> predictions`` for evaluate.out_of_fold."""
+    """``(train, test) -> predictions`` for predictor.data.dataset.out_of_fold."""
     return lambda train, test: fit(name, train, config).predict(test.columns)
 
 
@@ -143,10 +144,8 @@ def choose(ds, config: ModelConfig, *, seed: int = 0, oof: dict[str, np.ndarray]
     best one's. The standard error of each difference to the best is a delete-one-lineage jackknife
     (the criterion recomputed without each lineage): with ~40 labelled bases in ~9 lineages the
     criterion is noisy, and a method must beat a simpler one by more than that noise to be chosen.
-    ``oof`` may carry leave-lineage-out predictions already computed (by evaluate.out_of_fold).
+    ``oof`` may carry leave-lineage-out predictions already computed (by predictor.data.dataset.out_of_fold).
     """
-    from predictor.evaluate import out_of_fold  # evaluate imports the baselines this module builds on
-
     oof = dict(oof or {})
     figures, orders = {}, {}
     for name in METHODS:

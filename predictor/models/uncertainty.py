@@ -7,7 +7,7 @@ in the artifact at fit time:
   80% interval is the 80% quantile of |residual| — the interval ``rank`` shows at its default level.
 - ``lineage_correlation``: the correlation of residuals of two bases of one lineage (pairs of one
   lineage, moment estimator, clipped to [0, 0.9]). A measured base then says something about its
-  siblings (``predictor.bayes``).
+  siblings (``predictor.models.bayes``).
 - missing inputs: a candidate that lacks some of the method's inputs gets its interval widened by
   ``ratio = RMS(residuals with those inputs masked) / RMS(residuals)`` (at least 1), measured by
   masking the same inputs in the held-out rows of every lineage-out fold. Inputs are the method's
@@ -21,9 +21,9 @@ import itertools
 
 import numpy as np
 
-from predictor import features as F
+from predictor.data import features as F
 from predictor.errors import DataError
-from predictor.metrics import interval_halfwidth
+from predictor.models.metrics import interval_halfwidth
 
 Z90 = 1.2815515655446004  # standard normal 90% quantile: a central 80% interval is ±Z90·sd
 RHO_MAX = 0.9

@@ -9,7 +9,7 @@ import math
 import os
 import sys
 
-from predictor.rank import Ranking
+from predictor.jobs.rank import Ranking
 
 FORMATS = ("table", "json", "csv")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from predictor.atomic import atomic_file
+from predictor.data.atomic import atomic_file
 from predictor.errors import DataError, MissingExtraError
 
 BESIDE = ("ridge", "mean OLL v2 score")  # baselines drawn next to the predictor
@@ -84,7 +84,7 @@ BUCKET_COLOURS = {"<3B": "tab:green", "3-6B": "tab:blue", ">=6B": "tab:purple", 
 def forest_plot(ranking, path: str | Path) -> Path:
     """`rank --plot`: one row per candidate (best on top), prediction and interval, coloured by size bucket;
     the default Llama-3.x models are marked. At most MAX_FOREST_ROWS rows (use --top for fewer)."""
-    from predictor.baselines import DEFAULT_LLAMA
+    from predictor.models.baselines import DEFAULT_LLAMA
 
     plt = _pyplot()
     rows = ranking.candidates[:MAX_FOREST_ROWS]

@@ -3,7 +3,7 @@ CSV or lm-evaluation-harness results, validated cell by cell.
 
 Problems are collected, not raised (the report lists them all): values that are not numbers, not
 finite or outside 0-100; leaderboard normalised scores that disagree with their raw values; rows of
-fractions among points (see ``predictor.scale``, the rules ``rank`` reads files by); conflicting rows;
+fractions among points (see ``predictor.data.scale``, the rules ``rank`` reads files by); conflicting rows;
 ids that are not model ids; and sizes that contradict the model's name (``features.contradicts_name``).
 Unreadable or unrecognised input raises DataError (exit 2).
 """
@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from predictor import data as D
-from predictor import features as F
-from predictor import ingest as I
-from predictor import scale as S
+from predictor.data import features as F
+from predictor.data import ingest as I
+from predictor.data import scale as S
+from predictor.data import shipped as D
+from predictor.data import tables as TB
 from predictor.errors import DataError
 
 V2_CSV, FEATURES, HARNESS = "leaderboard_v2", "features", "harness"
@@ -54,14 +55,14 @@ def load_dump(path: str | Path) -> Dump:
     path = Path(path)
     if path.is_dir() or path.suffix.lower() == ".json":
         return _harness(path)
-    header, rows = D.read_csv(path)
+    header, rows = TB.read_csv(path)
     if not rows:
         raise DataError(f"{path}: no rows below the header")
     if "model_name" in header and any(h.startswith("evaluations_") for h in header):
         return _leaderboard(path, header, rows)
     if "model_id" in header:
         return _features(path, header, rows)
-    D.require_column(path, header, "model_id")  # raises, with a delimiter hint where one applies
+    TB.require_column(path, header, "model_id")  # raises, with a delimiter hint where one applies
     raise AssertionError("unreachable")
 
 
@@ -217,7 +218,7 @@ def _declared(dump: Dump, lineno: int, model_id: str, text: str) -> str:
 
 
 def _scale(dump: Dump, path: Path, ids: list[str], keep: list[int], cols: dict[str, np.ndarray], declared: list[str]) -> None:
-    """Units as `rank` reads them (predictor.scale): one decision per file, mixed rows invalid, odd cells noted."""
+    """Units as `rank` reads them (predictor.data.scale): one decision per file, mixed rows invalid, odd cells noted."""
     scores = {name: values for name, values in cols.items() if F.SPECS[name].is_score}
     unit = S.check_scale(scores, declared)
     if unit.fraction_file:

@@ -10,18 +10,19 @@ import lightgbm as lgb
 import numpy as np
 
 from predictor import __version__
-from predictor import data as D
-from predictor import evaluate as E
-from predictor import methods as Mt
-from predictor import metrics as M
-from predictor import uncertainty as U
-from predictor.artifact import Bundle
-from predictor.candidates import with_features
-from predictor.model import ModelConfig
-from predictor.tables import read_table
+from predictor.data import dataset as DS
+from predictor.data import labels as LB
+from predictor.data import shipped as D
+from predictor.data.candidates import with_features
+from predictor.data.tables import read_table
+from predictor.models import methods as Mt
+from predictor.models import metrics as M
+from predictor.models import uncertainty as U
+from predictor.models.artifact import Bundle
+from predictor.models.model import ModelConfig
 
 # Bump when a change to fitting makes the same inputs give a different artifact: it enters the
-# content version (predictor.artifact.content_version), which hashes inputs, never fitted numbers.
+# content version (predictor.models.artifact.content_version), which hashes inputs, never fitted numbers.
 FIT_FORMAT = 1
 
 
@@ -36,18 +37,18 @@ def fit_bundle(
     labelled model become features. Partial labels are refused unless ``allow_partial``.
     """
     config = replace(config or ModelConfig(), seed=seed)
-    labels = D.load_labels(label_sources)
-    D.refuse_partial(labels, allow_partial)
+    labels = LB.load_labels(label_sources)
+    LB.refuse_partial(labels, allow_partial)
     snapshot = with_features(D.load_snapshot(), list(feature_sources), note=note)
     metadata_of = D.load_model_metadata()
     recipes = sorted({l.recipe for l in labels})
     for recipe in recipes:  # every join and every calibration split is checked before any model is fitted
-        E.require_folds(E.dataset(labels, snapshot, metadata_of, recipe, "score"), "lineage", f"fit ({recipe})")
+        DS.require_folds(DS.dataset(labels, snapshot, metadata_of, recipe, "score"), "lineage", f"fit ({recipe})")
     models = {}
     labelled = {}
     for recipe in recipes:
-        for target in D.TARGETS:
-            ds = E.dataset(labels, snapshot, metadata_of, recipe, target)
+        for target in LB.TARGETS:
+            ds = DS.dataset(labels, snapshot, metadata_of, recipe, target)
             models[(recipe, target)] = fit_chosen(ds, config, seed=seed)
             if target == "score":
                 params = ds.columns["params_b"]
@@ -73,8 +74,8 @@ def _provenance(source) -> dict:
     return {"file": table.label, "sha256": table.sha256}
 
 
-def fit_chosen(ds: E.Dataset, config: ModelConfig, *, seed: int = 0):
-    """Fit every ranking method, choose one by leave-lineage-out (predictor.methods), calibrate it.
+def fit_chosen(ds: DS.Dataset, config: ModelConfig, *, seed: int = 0):
+    """Fit every ranking method, choose one by leave-lineage-out (predictor.models.methods), calibrate it.
 
     One leave-lineage-out pass per method gives both its out-of-fold predictions and, for every
     pattern of missing inputs, its predictions with those inputs masked in the held-out rows.
@@ -104,12 +105,12 @@ def fit_chosen(ds: E.Dataset, config: ModelConfig, *, seed: int = 0):
     return model
 
 
-def lineage_out_masked(ds: E.Dataset, name: str, config: ModelConfig, groups: list[list[str]]) -> np.ndarray:
+def lineage_out_masked(ds: DS.Dataset, name: str, config: ModelConfig, groups: list[list[str]]) -> np.ndarray:
     """(2**len(groups), N) leave-one-lineage-out predictions of ``name``; row p masks the groups of pattern p."""
     n_patterns = 2 ** len(groups)
     out = np.full((n_patterns, len(ds.y)), np.nan)
-    for test in E.folds(ds, "lineage"):
-        if (~test).sum() < E.MIN_TRAIN:
+    for test in DS.folds(ds, "lineage"):
+        if (~test).sum() < DS.MIN_TRAIN:
             continue  # as evaluate.out_of_fold: too few rows left to fit on
         rows = np.flatnonzero(test)
         model = Mt.fit(name, ds.take(~test), config)

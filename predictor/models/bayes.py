@@ -6,7 +6,7 @@ Model, for candidate i of lineage g (RewardBench points)::
 
 ``predicted`` is the ranking method's prediction, ``sd`` its calibrated residual scale (widened for
 missing inputs) and ``rho`` the within-lineage residual correlation, all from leave-lineage-out
-residuals (predictor.uncertainty). A measured label fixes its candidate and, through the shared
+residuals (predictor.models.uncertainty). A measured label fixes its candidate and, through the shared
 ``u_g``, moves its siblings: with standardised residuals s_j of the measured siblings, u_g's posterior
 is normal with precision 1 + n·rho/(1 - rho) and mean sqrt(rho)/(1 - rho) · sum(s_j) / precision.
 

@@ -1,9 +1,7 @@
-"""Out-of-fold evaluation of the predictor and the baselines, in the same folds.
+"""Out-of-fold evaluation of the predictor and the baselines, in the same folds (predictor.data.dataset).
 
-Primary split: whole lineages held out (models of one lineage share data and publisher habits).
-Secondary: release date (train on earlier releases, predict later ones). Random k-fold is shown only as
-an optimistic reference. Everything the predictor learns — the ridge offset, the boosters, the
-interval width — is fitted inside the training part of each fold.
+Everything the predictor learns — the ridge offset, the boosters, the interval width — is fitted
+inside the training part of each fold.
 """
 
 from __future__ import annotations
@@ -13,18 +11,23 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from predictor import baselines as B
-from predictor import data as D
-from predictor import features as F
-from predictor import metrics as M
-from predictor.api import SPLITS
-from predictor.candidates import with_features
+from predictor.data.dataset import (
+    MIN_TRAIN,
+    SPLITS,
+    Dataset,
+    folds,
+    load_dataset,
+    out_of_fold,
+    require_folds,
+    train_mask,
+)
 from predictor.errors import DataError
-from predictor.lineage import lineage_of
-from predictor.model import ModelConfig, RewardPredictor, with_presence
+from predictor.evals import budget as BU
+from predictor.models import baselines as B
+from predictor.models import methods as Mt
+from predictor.models import metrics as M
+from predictor.models.model import ModelConfig, RewardPredictor, with_presence
 
-MIN_TRAIN = 8  # models a fold must train on, else its test models are not predicted
-MIN_PREDICTED = 5  # out-of-fold predictions (from 2 lineages) below which no metric means anything
 PREDICTOR = "basepick (LightGBM)"
 WITHOUT_PRESENCE = "basepick without presence_*"
 # given to rank as columns, unused by the predictor: evaluated here with them, to show why (issue 13)
@@ -33,112 +36,11 @@ WITH_UNUSED = "basepick + " + ", ".join(UNUSED_FEATURES)
 HEADLINE = ("spearman", "kendall", "mae", "coverage@3", "coverage@5", "coverage@10", "regret@1/bucket", "best_of_3_regret/bucket", "regret@1/pooled")
 
 
-@dataclass
-class Dataset:
-    ids: list[str]
-    columns: dict[str, np.ndarray]  # feature → (N,)
-    y: np.ndarray  # (N,) RewardBench points
-    lineage: np.ndarray  # (N,) str
-    bucket: np.ndarray  # (N,) str, size bucket
-    release: np.ndarray  # (N,) str, YYYY-MM
-
-    def take(self, mask: np.ndarray) -> "Dataset":
-        idx = np.flatnonzero(mask) if mask.dtype == bool else mask
-        return Dataset(
-            ids=[self.ids[i] for i in idx],
-            columns={k: v[idx] for k, v in self.columns.items()},
-            y=self.y[idx],
-            lineage=self.lineage[idx],
-            bucket=self.bucket[idx],
-            release=self.release[idx],
-        )
-
-
-def dataset(labels: list[D.Label], snapshot: D.Snapshot, metadata: dict[str, dict], recipe: str, target: str) -> Dataset:
-    """One recipe's labels for one target, joined with features, lineage and release date.
-
-    A model the study's metadata does not know gets its lineage from its id (predictor.lineage: a
-    family keyword of its name, else its organisation) and has no release date (it is never in a
-    temporal test fold).
-    """
-    ids, columns, targets = D.join_labels(labels, snapshot, recipe)
-    known = ~np.isnan(targets[target])
-    ds = Dataset(
-        ids=ids,
-        columns=columns,
-        y=targets[target],
-        lineage=np.array([lineage_of(i, metadata)[0] for i in ids]),
-        bucket=np.array([F.size_bucket(p) for p in columns["params_b"]]),
-        release=np.array([metadata.get(i, {}).get("release", "") for i in ids]),
-    )
-    return ds.take(known)
-
-
-def load_dataset(label_sources: list, recipe: str, target: str, feature_sources: list = (), *,
-                 allow_partial: bool = False, note=lambda s: None) -> Dataset:
-    labels = D.load_labels(label_sources)
-    D.refuse_partial(labels, allow_partial)
-    if recipe not in {l.recipe for l in labels}:
-        raise DataError(f"no labels for recipe {recipe!r} (have: {', '.join(sorted({l.recipe for l in labels}))})")
-    snapshot = with_features(D.load_snapshot(), list(feature_sources), note=note)
-    return dataset(labels, snapshot, D.load_model_metadata(), recipe, target)
-
-
-def folds(ds: Dataset, split: str, seed: int = 0) -> list[np.ndarray]:
-    """Test masks. Lineage: one fold per lineage. Temporal: release-ordered quarters, each predicted
-    from all earlier releases only (the earliest quarter is never a test set). Random: 5 folds."""
-    if split == "lineage":
-        return [ds.lineage == g for g in sorted(set(ds.lineage.tolist()))]
-    if split == "temporal":
-        months = sorted(set(ds.release.tolist()))
-        chunks = np.array_split(np.array(months), 4)
-        return [np.isin(ds.release, chunk) for chunk in chunks[1:]]
-    if split == "random":
-        order = np.random.default_rng(seed).permutation(len(ds.y))
-        return [np.isin(np.arange(len(ds.y)), part) for part in np.array_split(order, 5)]
-    raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-
-
-def require_folds(ds: Dataset, split: str, what: str, seed: int = 0) -> None:
-    """DataError unless ``split`` predicts at least MIN_PREDICTED models out of fold, from 2 lineages."""
-    n, lineages = len(ds.y), sorted(set(ds.lineage.tolist()))
-    if split == "lineage" and len(lineages) < 2:
-        raise DataError(f"{what}: all {n} labelled models are of one lineage ({lineages[0] if lineages else 'none'}); "
-                        "holding a lineage out needs labelled models of at least 2 lineages")
-    predicted = np.zeros(n, dtype=bool)
-    for test in folds(ds, split, seed):
-        if train_mask(ds, test, split).sum() >= MIN_TRAIN:
-            predicted |= test
-    k, groups = int(predicted.sum()), len(set(ds.lineage[predicted].tolist()))
-    if k < MIN_PREDICTED or groups < 2:
-        raise DataError(f"{what}: the {split} split predicts only {k} of {n} labelled models out of fold, from {groups} "
-                        f"lineage(s) (a fold needs {MIN_TRAIN} models to train on); at least {MIN_PREDICTED} from 2 "
-                        "lineages are needed: add labels")
-
-
-def train_mask(ds: Dataset, test: np.ndarray, split: str) -> np.ndarray:
-    if split == "temporal":
-        first = min(ds.release[test].tolist())  # YYYY-MM strings sort in time order
-        return ds.release < first
-    return ~test
-
-
 def predictor_method(config: ModelConfig):
     def fit_predict(train: Dataset, test: Dataset) -> np.ndarray:
         return RewardPredictor(config).fit(train.columns, train.y).predict(test.columns)
 
     return fit_predict
-
-
-def out_of_fold(ds: Dataset, fit_predict, split: str, seed: int = 0) -> np.ndarray:
-    """(N,) out-of-fold predictions (NaN for rows no fold predicts, e.g. the earliest releases)."""
-    pred = np.full(len(ds.y), np.nan)
-    for test in folds(ds, split, seed):
-        train = train_mask(ds, test, split)
-        if train.sum() < MIN_TRAIN or not test.any():
-            continue
-        pred[test] = fit_predict(ds.take(train), ds.take(test))
-    return pred
 
 
 def lineage_residuals(ds: Dataset, config: ModelConfig) -> np.ndarray:
@@ -185,7 +87,7 @@ class Evaluation:
     interval_low: np.ndarray = field(repr=False)  # (N,) out-of-fold interval, points
     interval_high: np.ndarray = field(repr=False)
     verdict: list[str] = field(default_factory=list)  # plain sentences: does the predictor beat the baselines?
-    chosen_method: str | None = None  # what `fit` would rank with (predictor.methods.choose), with --budget
+    chosen_method: str | None = None  # what `fit` would rank with (predictor.models.methods.choose), with --budget
     budget: object | None = field(default=None, repr=False)  # budget.BudgetResult, with --budget
 
     def method(self, name: str) -> MethodResult:
@@ -239,7 +141,7 @@ def evaluate(
     When feature files give presence_* columns for labelled models, the predictor is evaluated with
     them (first row) and without them (second row); with baselines, also with pretrain_tokens_t and
     post_training, which it does not use. ``budget``: also simulate the budgeted decision
-    (predictor.budget) and name the ranking method ``fit`` would choose.
+    (predictor.evals.budget) and name the ranking method ``fit`` would choose.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -247,8 +149,6 @@ def evaluate(
     ds = load_dataset(label_sources, recipe, target, feature_sources, allow_partial=allow_partial, note=note)
     require_folds(ds, split, "evaluate", seed)
     if budget is not None:
-        from predictor import budget as BU  # budget imports this module
-
         BU.check_sizes(len(ds.y), budget, pool_size)  # before the slow part
     config = with_presence(base_config, ds.columns)
     methods = {PREDICTOR: predictor_method(config)}
@@ -283,8 +183,6 @@ def evaluate(
         interval_low=lo, interval_high=hi, verdict=verdict(results),
     )
     if budget is not None:
-        from predictor import methods as Mt  # methods imports this module
-
         learned = (Mt.PREDICTOR, Mt.RIDGE)  # the same leave-lineage-out predictions as above: not refitted
         oof = {m.name: m.predictions for m in results if m.name in learned} if split == "lineage" else {}
         ev.chosen_method = Mt.choose(ds, base_config, seed=seed, oof=oof).name
