@@ -12,21 +12,12 @@ import click
 
 from predictor.data.dataset import SPLITS
 from predictor.errors import BasepickError
+from predictor.jobs.options import Range, on_duplicate_option, seed_option
 
 RECIPES = ("regression", "bradley_terry")
 TARGETS = ("score", "chat", "chat_hard", "safety", "reasoning")
 FORMATS = ("table", "json", "csv")
 ALLOW_PARTIAL = "Also use partial labels (an eval value containing 'partial': an incomplete RewardBench run)."
-
-
-class Range(click.FloatRange):
-    """click.FloatRange that also refuses NaN (which compares false with both bounds and so passes them)."""
-
-    def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
-        if number != number:
-            self.fail(f"{value!r} is not a number in the range {self._describe_range()}.", param, ctx)
-        return number
 
 
 def note(message: str) -> None:
@@ -57,8 +48,17 @@ class BasepickGroup(click.Group):
         return super().get_command(ctx, name)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        results = ResultStream(sys.stdout)
+        sys.stdout = results
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            results.flush()  # inside the handlers: a full disk is an error here, not at interpreter exit
+        except BrokenPipeError:  # `basepick rank ... | head`: the reader has what it wanted
+            results.discard()
+            sys.exit(0)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `basepick` alone: the help, not an error
+            click.echo(exc.ctx.get_help())
+            sys.exit(0)
         except BasepickError as exc:
             click.echo(f"Error: {_one_line(exc)}", err=True)
             sys.exit(exc.exit_code)
@@ -68,9 +68,60 @@ class BasepickGroup(click.Group):
         except (click.Abort, KeyboardInterrupt):
             click.echo("Aborted.", err=True)
             sys.exit(130)
-        except BrokenPipeError:  # `basepick rank ... | head`
-            sys.exit(0)
+        finally:
+            sys.stdout = results.stream
         sys.exit(code if isinstance(code, int) else 0)
+
+
+class ResultStream:
+    """The command's stdout. Results are all a command writes there, so a failure to write them is the
+    user's to fix, in one line: a closed stdout (``>&-``) or a failed write (``> /dev/full``) raises
+    ``BasepickError``; a reader gone (``| head``) raises ``BrokenPipeError``, which ends the command
+    quietly with exit 0."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def _fail(self, exc: OSError | None):
+        if isinstance(exc, BrokenPipeError):
+            raise exc
+        if exc is None:
+            raise BasepickError("cannot write the results: standard output is closed; send it somewhere "
+                                "(`> results.txt`, or `> /dev/null` to drop them)")
+        raise BasepickError(f"cannot write the results to standard output: {exc.strerror or exc}; check the disk "
+                            "or device it goes to")
+
+    def write(self, text: str) -> int:
+        if self.stream is None:
+            self._fail(None)
+        try:
+            return self.stream.write(text)
+        except OSError as exc:
+            self._fail(exc)
+
+    def flush(self) -> None:
+        if self.stream is not None:
+            try:
+                self.stream.flush()
+            except OSError as exc:
+                self._fail(exc)
+
+    def discard(self) -> None:
+        """After a broken pipe: point stdout at /dev/null, so the interpreter's last flush has nowhere to fail."""
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        except (AttributeError, OSError, ValueError):  # not a real file (tests), or already gone
+            pass
+
+    def isatty(self) -> bool:
+        return self.stream is not None and self.stream.isatty()
+
+    def __getattr__(self, name):  # encoding, fileno, ... as the real stream has them
+        if self.stream is None:
+            self._fail(None)
+        return getattr(self.stream, name)
 
 
 @click.group(cls=BasepickGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,9 +188,11 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL)
 @click.option("--emit", metavar="RUNS.jsonl", help="Write one `basepick train` command per proposal (see examples/slurm/).")
 @click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of score columns, as for rank.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the Monte Carlo draws.")
+@on_duplicate_option()
+@seed_option("Seed of the Monte Carlo draws (0 to 2**32-1).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def plan(candidates, budget, recipe, labels, confidence, predictor_dir, allow_partial, emit, scale, seed, fmt):
+def plan(candidates, budget, recipe, labels, confidence, predictor_dir, allow_partial, emit, scale, on_duplicate, seed,
+         fmt):
     """Propose which K candidate bases to train next, learning from the labels measured so far.
 
     CANDIDATES.csv is as for rank, plus an optional lineage column (otherwise the lineage comes from the
@@ -150,7 +203,8 @@ def plan(candidates, budget, recipe, labels, confidence, predictor_dir, allow_pa
     from predictor.jobs.plan import write_runs
 
     result = api.planning(candidates, budget=budget, recipe=recipe, labels=list(labels), confidence=confidence,
-                          predictor=predictor_dir, allow_partial=allow_partial, scale=scale, seed=seed, note=note)
+                          predictor=predictor_dir, allow_partial=allow_partial, on_duplicate=on_duplicate, scale=scale,
+                          seed=seed, note=note)
     if emit:
         write_runs(result, emit)
         note(f"wrote {emit} ({len(result.proposals)} run(s))")
@@ -165,9 +219,10 @@ def plan(candidates, budget, recipe, labels, confidence, predictor_dir, allow_pa
 @click.option("--no-shipped-labels", is_flag=True, help="Fit on the given --labels only.")
 @click.option("--features", "features", multiple=True, metavar="FEATURES.csv", help="Feature file (repeatable) merged over the snapshot, e.g. presence_* from `basepick probe`.")
 @click.option("--out", required=True, metavar="DIR", help="Artifact directory to write (atomically).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seed of the LightGBM bags and the method choice's pools (0 to 2**32-1).")
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL)
-def fit(labels, no_shipped_labels, features, out, seed, allow_partial):
+@on_duplicate_option()
+def fit(labels, no_shipped_labels, features, out, seed, allow_partial, on_duplicate):
     """Fit a predictor from labels (RewardBench results per base model and recipe).
 
     Every label row needs a known recipe and RewardBench points 0-100 for score and the four sections,
@@ -178,7 +233,7 @@ def fit(labels, no_shipped_labels, features, out, seed, allow_partial):
     if no_shipped_labels and not labels:
         raise click.UsageError("--no-shipped-labels needs at least one --labels file")
     api.fit(list(labels), out=out, shipped_labels=not no_shipped_labels, features=list(features), seed=seed,
-            allow_partial=allow_partial, note=note)
+            allow_partial=allow_partial, on_duplicate=on_duplicate, note=note)
 
 
 @main.command()
@@ -204,17 +259,18 @@ def inspect(predictors, fmt):
 @click.option("--target", type=click.Choice(TARGETS), default="score", show_default=True)
 @click.option("--split", type=click.Choice(SPLITS), default="lineage", show_default=True, help="lineage: whole lineages held out (primary); temporal: later releases predicted from earlier ones; random: 5-fold (optimistic reference).")
 @click.option("--interval", "level", type=Range(0.5, 0.99), default=0.8, show_default=True, help="Nominal coverage of the prediction intervals checked.")
-@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=1000, show_default=True, help="Lineage-bootstrap resamples for the 95% intervals.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(0, 100_000), default=1000, show_default=True, help="Lineage-bootstrap resamples for the 95% intervals.")
 @click.option("--no-baselines", is_flag=True, help="Evaluate the predictor only.")
 @click.option("--fail-under", type=Range(-1, 1), metavar="RHO", help="Exit 1 when the predictor's Spearman is below RHO, in [-1, 1] (a CI gate).")
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL)
+@on_duplicate_option()
 @click.option("--budget", type=click.IntRange(min=1), metavar="N", help="Also simulate training N bases of random pools, policy by policy (regret after 1..N runs).")
 @click.option("--pool-size", type=click.IntRange(min=2), default=12, show_default=True, metavar="M", help="Candidates per simulated pool (with --budget).")
-@click.option("--pools", "n_pools", type=click.IntRange(min=1), default=40, show_default=True, metavar="P", help="Simulated pools (with --budget).")
+@click.option("--pools", "n_pools", type=click.IntRange(1, 100_000), default=40, show_default=True, metavar="P", help="Simulated pools (with --budget).")
 @click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured with intervals; with --budget, regret vs runs per policy (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, allow_partial, budget,
-             pool_size, n_pools, plot, fmt):
+def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, allow_partial,
+             on_duplicate, budget, pool_size, n_pools, plot, fmt):
     """Out-of-fold evaluation of the predictor against baselines, in the same folds.
 
     With --budget N it also simulates the decision basepick serves: pools of --pool-size labelled bases,
@@ -236,7 +292,7 @@ def evaluate(labels, features, recipe, target, split, level, n_boot, no_baseline
         require_matplotlib()
     ev = api.evaluation(list(labels) or None, features=list(features), recipe=recipe, target=target, split=split,
                         level=level, bootstrap=n_boot, baselines=not no_baselines, allow_partial=allow_partial,
-                        budget=budget, pool_size=pool_size, pools=n_pools, note=note)
+                        on_duplicate=on_duplicate, budget=budget, pool_size=pool_size, pools=n_pools, note=note)
     if plot:
         from predictor.jobs.plot import budget_plot, evaluation_plot
 

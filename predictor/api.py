@@ -32,6 +32,14 @@ def _require(ok: bool, message: str) -> None:
         raise DataError(message)
 
 
+SEED_MAX = 2**32 - 1  # numpy and LightGBM seeds are unsigned 32-bit
+
+
+def _require_seed(seed) -> None:
+    _require(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= SEED_MAX,
+             f"seed {seed!r} is not an integer in [0, {SEED_MAX}]")
+
+
 def _sources(tables) -> list:
     """One table (a path, or a list of dicts) or several (a list of paths or of lists of dicts) → a list."""
     if tables is None:
@@ -96,7 +104,7 @@ def rank(candidates=None, **options) -> dict:
 
 
 def fit(labels=None, *, out: str | Path, shipped_labels: bool = True, features=None, seed: int = 0,
-        allow_partial: bool = False, note: Note = _ignore) -> dict:
+        allow_partial: bool = False, on_duplicate: str = "error", note: Note = _ignore) -> dict:
     """Fit a predictor on the shipped labels (unless ``shipped_labels=False``) plus ``labels`` (CSV paths
     or lists of dicts), write it atomically to ``out`` and return its summary (``basepick inspect``'s)."""
     from predictor.data.shipped import LABELS_FILE, benchmarks_dir, shipped_predictor_dir
@@ -107,9 +115,11 @@ def fit(labels=None, *, out: str | Path, shipped_labels: bool = True, features=N
     if shipped_labels:
         sources.insert(0, benchmarks_dir() / LABELS_FILE)
     _require(bool(sources), "no labels: give label tables, or keep the shipped labels")
+    _require_seed(seed)
     artifact.check_destination(out)
-    bundle = fit_bundle(sources, feature_sources=_sources(features), seed=seed, allow_partial=allow_partial, note=note)
-    parent = artifact.load(shipped_predictor_dir()).metadata.get("version") if shipped_labels else None
+    bundle = fit_bundle(sources, feature_sources=_sources(features), seed=seed, allow_partial=allow_partial,
+                        on_duplicate=on_duplicate, note=note)
+    parent = artifact.previous_metadata(shipped_predictor_dir()).get("version") if shipped_labels else None
     artifact.save(bundle, out, parent=parent)
     note(f"wrote {out} ({len(bundle.models)} models: {', '.join(f'{r}/{t}' for r, t in sorted(bundle.models))})")
     return artifact.summary(out)
@@ -121,8 +131,8 @@ def fit(labels=None, *, out: str | Path, shipped_labels: bool = True, features=N
 
 def evaluation(labels=None, *, features=None, recipe: str = "regression", target: str = "score",
                split: str = "lineage", level: float = 0.8, bootstrap: int = 1000, baselines: bool = True,
-               allow_partial: bool = False, budget: int | None = None, pool_size: int = 12, pools: int = 40,
-               note: Note = _ignore):
+               allow_partial: bool = False, on_duplicate: str = "error", budget: int | None = None,
+               pool_size: int = 12, pools: int = 40, note: Note = _ignore):
     """Out-of-fold evaluation of the predictor and the baselines on ``labels`` (default: the shipped
     ones); returns a ``predictor.evals.evaluate.Evaluation``. ``budget``: also simulate training 1..budget
     bases of ``pools`` random pools of ``pool_size`` labelled bases, policy by policy (predictor.evals.budget)."""
@@ -138,6 +148,7 @@ def evaluation(labels=None, *, features=None, recipe: str = "regression", target
     sources = _sources(labels) or [benchmarks_dir() / LABELS_FILE]
     return evaluate(sources, recipe=recipe, target=target, split=split, level=level, n_boot=bootstrap,
                     with_baselines=baselines, feature_sources=_sources(features), allow_partial=allow_partial,
+                    on_duplicate=on_duplicate,
                     budget=budget, pool_size=pool_size, n_pools=pools, note=note)
 
 
@@ -153,8 +164,8 @@ def evaluate(labels=None, **options) -> dict:
 
 
 def planning(candidates, *, budget: int, recipe: str = "regression", labels=None, confidence: float = 0.9,
-             predictor: str | Path | None = None, allow_partial: bool = False, scale: str = "auto", seed: int = 0,
-             note: Note = _ignore):
+             predictor: str | Path | None = None, allow_partial: bool = False, on_duplicate: str = "error",
+             scale: str = "auto", seed: int = 0, note: Note = _ignore):
     """Propose the next ``budget`` bases to train among ``candidates`` (CSV path or list of dicts, with an
     optional ``lineage`` column), given measured ``labels`` (label tables); returns a ``predictor.jobs.plan.Plan``."""
     from predictor.data.scale import SCALES
@@ -164,9 +175,11 @@ def planning(candidates, *, budget: int, recipe: str = "regression", labels=None
 
     _require(scale in SCALES, f"scale {scale!r} is not one of {', '.join(SCALES)}")
     _require(0.5 <= confidence <= 0.999, f"confidence {confidence!r} is not in [0.5, 0.999]")
+    _require_seed(seed)
     bundle = artifact.load(predictor or shipped_predictor_dir())
     result = run_plan(candidates, bundle, load_snapshot(), budget=budget, recipe=recipe, label_sources=_sources(labels),
-                      confidence=confidence, allow_partial=allow_partial, scale=scale, seed=seed, note=note)
+                      confidence=confidence, allow_partial=allow_partial, on_duplicate=on_duplicate, scale=scale,
+                      seed=seed, note=note)
     for message in result.notes:
         note(message)
     return result

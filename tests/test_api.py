@@ -69,7 +69,7 @@ def test_plan_on_dicts_equals_the_cli(run, tmp_path):
     cli = run("plan", candidates, "--budget", "2", "--labels", labels, "--format", "json")
     assert cli.exit_code == 0, cli.stderr
     assert out == json.loads(cli.stdout)
-    with pytest.raises(DataError, match="--budget 4: 3 of the 4 candidates are not measured yet"):
+    with pytest.raises(DataError, match="--budget 4: only 3 of the 4 candidates are not measured yet"):
         api.plan([{"model_id": i} for i in ids], budget=4, labels=[measured])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -49,6 +51,20 @@ def test_binary_file(run, tmp_path):
     path = tmp_path / "c.csv"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     assert_one_line_error(run("rank", path), "binary data")
+
+
+@pytest.mark.parametrize("encoding, sep", [("utf-16", "\t"), ("utf-16", ","), ("utf-16-be", ","), ("utf-8-sig", "\t")])
+def test_utf16_and_tab_separated_files_rank_like_the_csv(run, tmp_path, encoding, sep):
+    """Excel's "Unicode Text" is UTF-16 with a byte-order mark, tab-separated, CRLF lines."""
+    rows = [["model_id", "params_b"], ["Qwen/Qwen2.5-7B-Instruct", ""], ["google/gemma-2-9b-it", "9.24"]]
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text("\n".join(",".join(r) for r in rows) + "\n", encoding="utf-8")
+    other = tmp_path / "c.txt"
+    body = "\r\n".join(sep.join(r) for r in rows) + "\r\n"
+    other.write_bytes(("\ufeff" + body).encode(encoding) if encoding == "utf-16-be" else body.encode(encoding))
+    want, got = run("rank", csv_path, "--format", "json"), run("rank", other, "--format", "json")
+    assert got.exit_code == 0, got.stderr
+    assert json.loads(got.stdout)["candidates"] == json.loads(want.stdout)["candidates"]
 
 
 @pytest.mark.parametrize(
@@ -154,7 +170,7 @@ def test_evaluate_with_labels_for_unknown_models(run, tmp_path):
         tmp_path / "l.csv",
         "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\nacme/x,regression,hs2,rb1,90,70,80,85,81.25\n",
     )
-    assert_one_line_error(run("evaluate", "--labels", labels), "acme/x", "snapshot does not know")
+    assert_one_line_error(run("evaluate", "--labels", labels), "l.csv row 2", "acme/x has no benchmark scores", "--features")
 
 
 _label_cell = st.one_of(

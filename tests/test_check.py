@@ -155,7 +155,7 @@ def test_table_format(run):
         ("model_id\n", ["no rows"]),
         ("name,ifeval\nacme/x,50\n", ["no 'model_id' column"]),
         ("model_id;ifeval\nacme/x;50\n", ["semicolons"]),
-        ("model_id\tifeval\nacme/x\t50\n", ["tabs"]),
+        ("model_id\tifeval,bbh\nacme/x\t50,1\n", ["no 'model_id' column", "tabs"]),  # tabs and commas: not a TSV
         ("model_id,ifeval\nacme/x,50,1\n", ["row 2", "fields"]),
     ],
 )

@@ -62,13 +62,13 @@ def test_mean_v2_is_the_plain_mean_of_the_six(snapshot):
 LABEL_HEADER = "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score\n"
 
 
-def test_labels_that_agree_merge_and_disagreeing_ones_name_both_rows(tmp_path):
+def test_labels_that_agree_merge_and_a_base_labelled_twice_names_both_rows(tmp_path):
     a = write(tmp_path / "a.csv", LABEL_HEADER + "google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,85,81.25\n")
     b = write(tmp_path / "b.csv", LABEL_HEADER + "google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,85,81.25\n")
-    assert len(LB.load_labels([a, b])) == 1
+    assert len(LB.read_labels([a, b])) == 1
     c = write(tmp_path / "c.csv", LABEL_HEADER + "google/gemma-2-9b-it,regression,hs2,rb1,91,70,80,85,81.5\n")
-    with pytest.raises(DataError, match=r"c.csv row 2 disagrees with .*a.csv row 2"):
-        LB.load_labels([a, c])
+    with pytest.raises(DataError, match=r"c.csv row 2 labels google/gemma-2-9b-it \(regression\) again after .*a.csv row 2"):
+        LB.read_labels([a, c])
 
 
 @pytest.mark.parametrize(

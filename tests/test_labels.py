@@ -110,3 +110,98 @@ def test_random_label_rows_never_traceback(run, tmp_path_factory, rows):
         assert "Traceback" not in result.output
         if result.exit_code != 0:
             assert_one_line_error(result)
+
+
+# One base, one label (issue 16, item 2)
+
+GEMMA_HS2 = "google/gemma-2-9b-it,regression,helpsteer2,rewardbench-v1,90,70,80,85,81.25\n"
+
+
+@pytest.mark.parametrize("train_data, eval_", [("HelpSteer2", "rewardbench-v1"), ("helpsteer2", "rewardbench"),
+                                               ("nvidia/HelpSteer2", "RewardBench"), ("HelpSteer-2", "allenai/reward-bench")])
+def test_identity_ignores_case_and_aliases(train_data, eval_):
+    assert LB.canonical_train_data(train_data) == "helpsteer2"
+    assert LB.canonical_eval(eval_) == "rewardbench-v1"
+    assert LB.canonical_train_data("HelpSteer2_Preference") == "helpsteer2-preference"
+
+
+def test_eval_aliases_keep_the_version_and_the_partial_mark():
+    assert LB.canonical_eval("rewardbench2") == LB.canonical_eval("RewardBench-v2") == "rewardbench-v2"
+    assert LB.canonical_eval("rewardbench-v1-partial") == "rewardbench-v1-partial"
+    assert LB.canonical_eval("RewardBench-partial") == "rewardbench-v1-partial"
+
+
+@pytest.mark.parametrize("second", [
+    "google/gemma-2-9b-it,regression,HelpSteer2,rewardbench-v1,88,70,80,85,80.75\n",   # case of train_data
+    "google/gemma-2-9b-it,regression,helpsteer2,rewardbench,88,70,80,85,80.75\n",      # alias of eval
+    "Google/Gemma-2-9B-it,regression,helpsteer2,rewardbench-v1,88,70,80,85,80.75\n",   # case of the id
+    "google/gemma-2-9b-it,regression,my-own-data,rewardbench-v1,88,70,80,85,80.75\n",  # other data: still one base
+])
+@pytest.mark.parametrize("command", ["fit", "evaluate"])
+def test_a_base_labelled_twice_is_an_error_naming_both_rows(run, tmp_path, second, command):
+    labels = write(tmp_path / "l.csv", HEADER + GEMMA_HS2 + second)
+    args = ["--no-shipped-labels", "--out", tmp_path / "p"] if command == "fit" else ["--bootstrap", "0", "--no-baselines"]
+    result = run(command, "--labels", labels, *args)
+    assert_one_line_error(result, "l.csv row 3", "again after", "row 2", "--on-duplicate")
+    assert not (tmp_path / "p").exists()
+
+
+def test_the_shipped_labels_already_label_a_base_a_user_labels_again(run, tmp_path):
+    """fit's main use: the shipped labels plus mine; gemma-2-9b-it is among the shipped ones."""
+    labels = write(tmp_path / "l.csv", HEADER + "google/gemma-2-9b-it,regression,HelpSteer2,RewardBench,88,70,80,85,80.75\n")
+    assert_one_line_error(run("fit", "--labels", labels, "--out", tmp_path / "p"), "l.csv row 2",
+                          "seed_paper_rewardbench.csv row", "--on-duplicate")
+
+
+def test_on_duplicate_mean_and_last(tmp_path):
+    path = write(tmp_path / "l.csv", HEADER + GEMMA_HS2 + "google/gemma-2-9b-it,regression,HelpSteer2,rewardbench,88,70,80,85,80.75\n")
+    notes = []
+    (mean,) = LB.read_labels([path], on_duplicate="mean", note=notes.append)
+    assert mean.values["chat"] == 89.0 and mean.values["score"] == pytest.approx(81.0)
+    assert "labelled 2 times" in notes[0] and "mean" in notes[0]
+    (last,) = LB.read_labels([path], on_duplicate="last")
+    assert last.values["chat"] == 88.0 and last.source.endswith("row 3")
+
+
+def test_identical_rows_are_one_label():
+    assert len(LB.read_labels([SEED, SEED])) == 82
+
+
+def test_the_cli_passes_on_duplicate_through(run, tmp_path):
+    labels = write(tmp_path / "l.csv", HEADER + "google/gemma-2-9b-it,regression,HelpSteer2,RewardBench,88,70,80,85,80.75\n")
+    result = run("fit", "--labels", labels, "--on-duplicate", "last", "--out", tmp_path / "p")
+    assert result.exit_code == 0, result.stderr
+    assert "google/gemma-2-9b-it (regression) is labelled 2 times" in result.stderr
+    meta = __import__("json").loads((tmp_path / "p" / "metadata.json").read_text())
+    assert meta["models"]["regression/score"]["calibration"]["ids"].count("google/gemma-2-9b-it") == 1
+    assert len(meta["labelled"]["regression"]["models"]) == 42  # still 42 bases, not 43
+
+
+def test_a_label_for_a_base_without_v2_scores_is_refused_naming_the_inputs(run, tmp_path):
+    """0-hero/Matter-0.1-7B is in the v1 snapshot only: predicting it would mean imputing the v2 scores."""
+    labels = write(tmp_path / "l.csv", HEADER + "0-hero/Matter-0.1-7B,regression,helpsteer2,rewardbench-v1,90,70,80,85,81.25\n")
+    for command, args in (("fit", ["--out", tmp_path / "p"]), ("evaluate", ["--bootstrap", "0"])):
+        assert_one_line_error(run(command, "--labels", labels, *args), "l.csv row 2", "0-hero/Matter-0.1-7B lacks",
+                              "ifeval", "mmlu_pro", "--features")
+
+
+def test_a_label_id_in_another_case_joins_the_snapshot_spelling(tmp_path):
+    labels = LB.read_labels([write(tmp_path / "l.csv", HEADER + "QWEN/qwen2.5-7b-instruct,regression,hs2,rb1,90,70,80,85,81.25\n")])
+    ids, _, _ = LB.join_labels(labels, D.load_snapshot(), "regression")
+    assert ids == ["Qwen/Qwen2.5-7B-Instruct"]
+
+
+def test_plan_reads_labels_by_the_same_rule(run, tmp_path):
+    candidates = write(tmp_path / "c.csv", "model_id\ngoogle/gemma-2-9b-it\nQwen/Qwen2.5-7B-Instruct\nmeta-llama/Llama-3.1-8B-Instruct\n")
+    twice = write(tmp_path / "l.csv", HEADER + GEMMA_HS2 + "GOOGLE/gemma-2-9b-it,regression,HelpSteer2,rewardbench,88,70,80,85,80.75\n")
+    assert_one_line_error(run("plan", candidates, "--budget", "1", "--labels", twice), "again after", "--on-duplicate")
+    result = run("plan", candidates, "--budget", "1", "--labels", twice, "--on-duplicate", "mean", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert __import__("json").loads(result.stdout)["pool"]["measured"] == 1
+
+
+def test_a_fully_measured_pool_says_so(run, tmp_path):
+    candidates = write(tmp_path / "c.csv", "model_id\ngoogle/gemma-2-9b-it\nQwen/Qwen2.5-7B-Instruct\n")
+    labels = write(tmp_path / "l.csv", HEADER + GEMMA_HS2 + "Qwen/Qwen2.5-7B-Instruct,regression,helpsteer2,rewardbench-v1,80,70,80,85,78.75\n")
+    assert_one_line_error(run("plan", candidates, "--budget", "1", "--labels", labels),
+                          "all 2 candidates are measured already", "google/gemma-2-9b-it")

@@ -253,7 +253,7 @@ def test_emit_writes_train_commands_a_slurm_array_can_run(run, tmp_path):
     ("duplicates", ["duplicate model_id"]),
     ("other_recipe", ["bradley_terry label", "regression recipe"]),
     ("partial", ["incomplete RewardBench", "--allow-partial"]),
-    ("two_labels", ["second label"]),
+    ("two_labels", ["labels Qwen/Qwen2.5-7B-Instruct (regression) again after", "--on-duplicate"]),
 ])
 def test_bad_input(run, tmp_path, case, fragments):
     cands = EXAMPLES / "candidates.csv"

@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from predictor.jobs.options import Range, seed_option
 from trainer_jax.data.schemas import SCHEMAS
 
 
@@ -45,7 +46,7 @@ def _buckets(value: str | None) -> tuple[int, ...] | None:
 @click.option("--attribute-head", is_flag=True, help="Regression: export the 5-attribute head (default: one reward, the merge weights folded in).")
 @click.option("--recipe", required=True, type=click.Choice(["bradley_terry", "regression"]), help="The seed study's recipe preset.")
 @click.option("--out", metavar="RUN_DIR", help="New run directory (built as RUN_DIR.partial, renamed when done).")
-@click.option("--lr", type=float, metavar="X", help="Learning rate (default: 2e-6 BT, 5e-6 regression).")
+@click.option("--lr", type=Range(0, 1, min_open=True), metavar="X", help="Learning rate (default: 2e-6 BT, 5e-6 regression).")
 @click.option("--lr-sweep", is_flag=True, help="Train at every learning rate of the recipe's grid and keep the best (compiled once).")
 @click.option("--epochs", type=click.IntRange(min=1), metavar="N", help="Epochs (default: 1 BT, 2 regression).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, metavar="B", help="Global batch (pairs or rows per optimizer step).")
@@ -57,18 +58,18 @@ def _buckets(value: str | None) -> tuple[int, ...] | None:
 @click.option("--max-length", type=click.IntRange(min=1), default=2048, show_default=True, metavar="T", help="Tokens per sequence.")
 @click.option("--buckets", metavar="T1,T2,...", help="Padded batch lengths, i.e. the compiled shapes (default: 1/8, 1/4, 1/2, 3/4 and all of --max-length).")
 @click.option("--truncate", type=click.Choice(["left"]), help="Left-truncate over-length examples instead of dropping them.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seed of the reward head's initialisation and the data order (0 to 2**32-1).")
 @click.option("--dtype", type=click.Choice(["bfloat16", "float32"]), default="bfloat16", show_default=True, help="Compute dtype (weights and optimizer state stay float32).")
 @click.option("--remat", type=click.Choice(["full", "dots", "none"]), default="full", show_default=True, help="Recompute layers in the backward pass: full (least memory), dots (keep matmul outputs), none.")
 @click.option("--warmup-steps", type=click.IntRange(min=0), default=20, show_default=True, metavar="N")
 @click.option("--eval-every", type=click.IntRange(min=1), default=20, show_default=True, metavar="N", help="Optimizer steps between validations (the best one's parameters are kept).")
 @click.option("--save-every", type=click.IntRange(min=1), default=100, show_default=True, metavar="N", help="Optimizer steps between resume states (also saved at the end and on SIGTERM/SIGINT).")
 @click.option("--max-steps", type=click.IntRange(min=1), metavar="N", help="Stop after N optimizer steps.")
-@click.option("--center", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="C", help="BT reward-centering coefficient (0.01 is usual).")
+@click.option("--center", type=Range(min=0), default=0.0, show_default=True, metavar="C", help="BT reward-centering coefficient (0.01 is usual).")
 @click.option("--mesh-data", type=click.IntRange(min=1), default=1, show_default=True, metavar="D", help="Devices on the data axis; the rest shard parameters (FSDP).")
 @click.option("--resume", is_flag=True, help="Continue RUN_DIR.partial from its last checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Estimate memory per device from config.json alone and say whether the run fits (exit 1 if not).")
-@click.option("--device-memory", type=click.FloatRange(min=0, min_open=True), metavar="GB", help="Memory per device for --dry-run (default: what the devices report).")
+@click.option("--device-memory", type=Range(min=0, min_open=True), metavar="GB", help="Memory per device for --dry-run (default: what the devices report).")
 @click.option("--devices", type=click.IntRange(min=1), metavar="N", help="--dry-run: plan for N devices instead of this machine's.")
 @click.option("--platform", type=click.Choice(["gpu", "cpu", "tpu"]), help="--dry-run: plan for this platform instead of this machine's (decides the attention kernel).")
 @click.option("--distributed", is_flag=True, help="Multi-host: join the other processes first (run the same command on every host).")

@@ -42,14 +42,16 @@ class Dataset:
         )
 
 
-def dataset(labels: list[LB.Label], snapshot: D.Snapshot, metadata: dict[str, dict], recipe: str, target: str) -> Dataset:
+def dataset(labels: list[LB.Label], snapshot: D.Snapshot, metadata: dict[str, dict], recipe: str, target: str, *,
+            exclude=None) -> Dataset:
     """One recipe's labels for one target, joined with features, lineage and release date.
 
     A model the study's metadata does not know gets its lineage from its id (predictor.data.lineage: a
     family keyword of its name, else its organisation) and has no release date (it is never in a
-    temporal test fold).
+    temporal test fold). A labelled base without the methods' inputs is refused (``labels.join_labels``),
+    or left out and noted through ``exclude``.
     """
-    ids, columns, targets = LB.join_labels(labels, snapshot, recipe)
+    ids, columns, targets = LB.join_labels(labels, snapshot, recipe, exclude=exclude)
     known = ~np.isnan(targets[target])
     ds = Dataset(
         ids=ids,
@@ -63,11 +65,12 @@ def dataset(labels: list[LB.Label], snapshot: D.Snapshot, metadata: dict[str, di
 
 
 def load_dataset(label_sources: list, recipe: str, target: str, feature_sources: list = (), *,
-                 allow_partial: bool = False, note=lambda s: None) -> Dataset:
-    labels = LB.load_labels(label_sources)
-    LB.refuse_partial(labels, allow_partial)
+                 allow_partial: bool = False, on_duplicate: str = "error", note=lambda s: None) -> Dataset:
+    labels = LB.read_labels(label_sources, allow_partial=allow_partial, on_duplicate=on_duplicate, note=note)
     if recipe not in {l.recipe for l in labels}:
-        raise DataError(f"no labels for recipe {recipe!r} (have: {', '.join(sorted({l.recipe for l in labels}))})")
+        have = ", ".join(sorted({l.recipe for l in labels}))
+        raise DataError(f"no labels for recipe {recipe!r} (the labels are of: {have}); pass --recipe {have.split(',')[0]} "
+                        "or add labels of that recipe")
     snapshot = with_features(D.load_snapshot(), list(feature_sources), note=note)
     return dataset(labels, snapshot, D.load_model_metadata(), recipe, target)
 

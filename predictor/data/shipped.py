@@ -79,9 +79,23 @@ class Snapshot:
     columns: dict[str, np.ndarray]
     v2_ids: list[str]
     index: dict[str, int] = field(init=False)
+    _folded: dict[str, str | None] | None = field(init=False, default=None, repr=False)  # casefold → id, lazily
 
     def __post_init__(self) -> None:
         self.index = {model_id: i for i, model_id in enumerate(self.ids)}
+
+    def find(self, model_id: str) -> str | None:
+        """The snapshot's spelling of ``model_id``: itself, else the one id equal to it without case
+        (Hugging Face ids are case-insensitive), else None."""
+        if model_id in self.index:
+            return model_id
+        if self._folded is None:
+            folded: dict[str, str | None] = {}
+            for known in self.ids:
+                key = known.casefold()
+                folded[key] = None if key in folded else known  # two ids differing in case only: ambiguous
+            self._folded = folded
+        return self._folded.get(model_id.casefold())
 
     def row(self, model_id: str) -> dict[str, float] | None:
         i = self.index.get(model_id)
@@ -166,8 +180,8 @@ def load_snapshot(root: Path | None = None) -> Snapshot:
 
     Parsing the two leaderboard CSVs costs ~0.25 s, most of ``rank``'s own time, so the parsed table
     is kept as ``snapshot-<sha256 of the sources>.npz`` in ``$BASEPICK_CACHE_DIR`` (default
-    ``$XDG_CACHE_HOME/basepick`` or ``~/.cache/basepick``). A changed source file changes the key;
-    an unreadable or unwritable cache is ignored and the table is parsed again.
+    ``$XDG_CACHE_HOME/basepick`` or ``~/.cache/basepick``). A changed source file changes the key; a
+    damaged cache (truncated, altered: the zip's CRCs tell) is rebuilt; an unwritable one is ignored.
     """
     bench = (root or data_root()) / "benchmarks"
     sources = [bench / name for name in (V2_FILE, V1_FILE, MODELS_FILE)]
@@ -175,17 +189,27 @@ def load_snapshot(root: Path | None = None) -> Snapshot:
     for path in sources:
         digest.update(path.read_bytes())
     cache = cache_dir() / f"snapshot-{digest.hexdigest()[:24]}.npz"
+    snapshot = _read_cache(cache)
+    if snapshot is None:
+        snapshot = _parse_snapshot(bench)
+        _write_cache(cache, snapshot)
+    return snapshot
+
+
+def _read_cache(path: Path) -> Snapshot | None:
+    """The cached table, or None when there is none or it is damaged (truncated, altered, unreadable):
+    then the sources are parsed again and the cache rewritten."""
     try:
-        with np.load(cache, allow_pickle=False) as z:
+        with np.load(path, allow_pickle=False) as z:
             ids = z["ids"].tolist()
             columns = {name: z[f"col_{name}"] for name in F.ALL_FEATURES}
-            v2_ids = [ids[i] for i in np.flatnonzero(z["in_v2"])]
-        return Snapshot(ids=ids, columns=columns, v2_ids=v2_ids)
-    except (OSError, KeyError, ValueError, EOFError):
-        pass  # no cache yet, or a damaged one: parse the sources
-    snapshot = _parse_snapshot(bench)
-    _write_cache(cache, snapshot)
-    return snapshot
+            in_v2 = z["in_v2"]
+    except Exception:  # noqa: BLE001 (numpy and zipfile raise many kinds for a damaged file; any means: rebuild)
+        return None
+    n = len(ids)
+    if in_v2.shape != (n,) or in_v2.dtype != bool or any(col.shape != (n,) or col.dtype.kind != "f" for col in columns.values()):
+        return None
+    return Snapshot(ids=ids, columns=columns, v2_ids=[ids[i] for i in np.flatnonzero(in_v2)])
 
 
 _CACHE_FORMAT = "snapshot-v2"  # v2: sizes stated in names replace quantised counts

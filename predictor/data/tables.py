@@ -54,7 +54,8 @@ def read_table(source: str | Path | Iterable[Mapping] | Table) -> Table:
 
 
 def read_csv(path: str | Path) -> tuple[list[str], list[list[str]]]:
-    """Read a comma-separated UTF-8 file → (header, rows). Each row has len(header) fields."""
+    """Read a CSV file (comma-separated; tab-separated when its first line has tabs and no comma; UTF-8
+    or UTF-16 with a byte-order mark) → (header, rows). Each row has len(header) fields."""
     table = _read_file(Path(path))
     return table.header, table.rows
 
@@ -72,14 +73,11 @@ def _read_file(path: Path) -> Table:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not raw.strip():
         raise DataError(f"{path}: file is empty; expected a CSV with a header row")
-    if b"\x00" in raw:
-        raise DataError(f"{path}: binary data, not a CSV file")
+    text = _decode(path, raw)
+    first = text.split("\n", 1)[0]
+    delimiter = "\t" if "\t" in first and "," not in first else ","  # Excel's "Unicode Text" is tab-separated
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8 CSV") from None
-    try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
         raise DataError(f"{path}: not a valid CSV file ({exc})") from None
     records = [r for r in records if any(cell.strip() for cell in r)]  # blank lines carry nothing
@@ -89,7 +87,7 @@ def _read_file(path: Path) -> Table:
     seen: set[str] = set()
     for name in header:
         if name in seen:
-            raise DataError(f"{path}: column {name!r} appears twice in the header")
+            raise DataError(f"{path}: column {name!r} appears twice in the header; rename or remove one of them")
         seen.add(name)
     rows = records[1:]
     for lineno, row in enumerate(rows, start=2):
@@ -99,6 +97,22 @@ def _read_file(path: Path) -> Table:
                 "check quoting and that the file is comma-separated"
             )
     return Table(str(path), header, rows, hashlib.sha256(raw).hexdigest())
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """UTF-8 (with or without a byte-order mark) or UTF-16 (Excel's "Unicode Text", which has one).
+    NUL bytes in anything else mean the file is not text."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: starts as UTF-16 text but does not decode as UTF-16; save it as UTF-8 CSV") from None
+    if b"\x00" in raw:
+        raise DataError(f"{path}: binary data (NUL bytes), not a CSV file; save it as CSV (UTF-8)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8 CSV") from None
 
 
 def _from_records(records: Iterable[Mapping]) -> Table:

@@ -117,7 +117,7 @@ def check(dump_path: str | Path, *, against: str | Path | None = None, tolerance
         "validation": validation,
         "diff": diff,
         "top_k": _top_k(before, pool_before, after, pool_after, top_k, recipe),
-        "evaluation": _evaluation(before, after, recipe, tolerance, failures),
+        "evaluation": _evaluation(before, after, recipe, tolerance, failures, notes),
         "notes": notes,
         "failures": failures,
         "passed": not failures,
@@ -236,15 +236,15 @@ def _top_k(before, pool_before, after, pool_after, k: int, recipe: str) -> dict:
             "changed": any(v["entered"] or v["left"] for v in buckets.values())}
 
 
-def _evaluation(before, after, recipe: str, tol: Tolerance, failures: list[str]) -> dict:
+def _evaluation(before, after, recipe: str, tol: Tolerance, failures: list[str], notes: list[str]) -> dict:
     """Leave-one-lineage-out selection quality on the labelled models with the old and the new features."""
     from predictor.data import dataset as DS
     from predictor.evals import evaluate as E
     from predictor.models import metrics as M
     from predictor.models.model import ModelConfig
 
-    labels, metadata = LB.load_labels([D.benchmarks_dir() / D.LABELS_FILE]), D.load_model_metadata()
-    old_ds = DS.dataset(labels, before, metadata, recipe, "score")
+    labels, metadata = LB.read_labels([D.benchmarks_dir() / D.LABELS_FILE]), D.load_model_metadata()
+    old_ds = DS.dataset(labels, before, metadata, recipe, "score", exclude=lambda m: notes.append(f"evaluation before: {m}"))
     touched = sorted(set(old_ds.ids) - _unchanged(before, after, old_ds.ids))
     method = E.predictor_method(ModelConfig())
     keys = ("spearman", "regret@1/bucket", "coverage@5", "mae")
@@ -255,7 +255,8 @@ def _evaluation(before, after, recipe: str, tol: Tolerance, failures: list[str])
 
     old = run(old_ds)
     try:  # the labelled models' features did not change: the evaluation would not either
-        new = run(DS.dataset(labels, after, metadata, recipe, "score")) if touched else dict(old)
+        new = run(DS.dataset(labels, after, metadata, recipe, "score",
+                             exclude=lambda m: notes.append(f"evaluation with the dump: {m}"))) if touched else dict(old)
     except BasepickError as exc:
         failures.append(f"the lineage-held-out evaluation cannot be fitted with the dump's features ({exc})")
         new = {key: None for key in keys}

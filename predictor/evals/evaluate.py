@@ -131,6 +131,7 @@ def evaluate(
     with_baselines: bool = True,
     feature_sources: list = (),
     allow_partial: bool = False,
+    on_duplicate: str = "error",
     note=lambda s: None,
     budget: int | None = None,
     pool_size: int = 12,
@@ -146,7 +147,8 @@ def evaluate(
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     base_config = config or ModelConfig()
-    ds = load_dataset(label_sources, recipe, target, feature_sources, allow_partial=allow_partial, note=note)
+    ds = load_dataset(label_sources, recipe, target, feature_sources, allow_partial=allow_partial,
+                      on_duplicate=on_duplicate, note=note)
     require_folds(ds, split, "evaluate", seed)
     if budget is not None:
         BU.check_sizes(len(ds.y), budget, pool_size)  # before the slow part

@@ -28,17 +28,17 @@ FIT_FORMAT = 1
 
 def fit_bundle(
     label_sources: list, *, feature_sources: list = (), config: ModelConfig | None = None, seed: int = 0,
-    allow_partial: bool = False, note: Callable[[str], None] = lambda s: None,
+    allow_partial: bool = False, on_duplicate: str = "error", note: Callable[[str], None] = lambda s: None,
 ) -> Bundle:
     """Fit every (recipe, target) in the labels; return the bundle with its provenance metadata.
 
     ``label_sources`` and ``feature_sources`` are CSV paths or lists of dicts. Feature tables (e.g.
     presence_* from ``basepick probe``) are merged over the snapshot; presence columns known for any
-    labelled model become features. Partial labels are refused unless ``allow_partial``.
+    labelled model become features. Labels are read by ``labels.read_labels``: partial runs refused unless
+    ``allow_partial``, a base labelled twice refused unless ``on_duplicate`` is mean or last.
     """
     config = replace(config or ModelConfig(), seed=seed)
-    labels = LB.load_labels(label_sources)
-    LB.refuse_partial(labels, allow_partial)
+    labels = LB.read_labels(label_sources, allow_partial=allow_partial, on_duplicate=on_duplicate, note=note)
     snapshot = with_features(D.load_snapshot(), list(feature_sources), note=note)
     metadata_of = D.load_model_metadata()
     recipes = sorted({l.recipe for l in labels})

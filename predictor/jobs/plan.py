@@ -104,6 +104,7 @@ def plan(
     label_sources: list = (),
     confidence: float = 0.9,
     allow_partial: bool = False,
+    on_duplicate: str = "error",
     scale: str = "auto",
     seed: int = 0,
     note=lambda s: None,
@@ -115,10 +116,14 @@ def plan(
     n = len(table)
     if n < 2:
         raise DataError(f"{candidates.name}: a pool of one candidate leaves nothing to choose; list at least two")
-    measured = read_measured(label_sources, table.ids, recipe, allow_partial)
-    if not 1 <= budget <= n - len(measured):
-        raise DataError(f"--budget {budget}: {n - len(measured)} of the {n} candidates are not measured yet; "
-                        "ask for 1 to that many runs")
+    measured = read_measured(label_sources, table.ids, recipe, allow_partial, on_duplicate, note)
+    left = n - len(measured)
+    if left == 0:
+        raise DataError(f"all {n} candidates are measured already: there is nothing left to propose (the best "
+                        f"measured is {max(measured, key=measured.get)}, {max(measured.values()):.2f} points)")
+    if budget > left:
+        raise DataError(f"--budget {budget}: only {left} of the {n} candidates are not measured yet; "
+                        f"ask for 1 to {left} run(s)")
     metadata = D.load_model_metadata()
     given = _lineage_column(candidates)
     lineages = [lineage_of(i, metadata, g) for i, g in zip(table.ids, given)]
@@ -142,26 +147,23 @@ def plan(
                 proposals, measured, within, within_after, notes=_notes(table.ids, lineages, bundle, recipe, sd, cal))
 
 
-def read_measured(sources: list, ids: list[str], recipe: str, allow_partial: bool) -> dict[str, float]:
-    """Measured overall scores by model id, from label tables (``train --labels-out`` rows)."""
+def read_measured(sources: list, ids: list[str], recipe: str, allow_partial: bool, on_duplicate: str = "error",
+                  note=lambda s: None) -> dict[str, float]:
+    """Measured overall scores by candidate id, from label tables (``train --labels-out`` rows), read by
+    ``labels.read_labels``: each base once, ids matched without case."""
     if not sources:
         return {}
-    known = set(ids)
-    out: dict[str, tuple[float, str]] = {}
-    labels = LB.load_labels(list(sources))
-    LB.refuse_partial(labels, allow_partial)
-    for label in labels:
+    known = {i.casefold(): i for i in ids}
+    out: dict[str, float] = {}
+    for label in LB.read_labels(list(sources), allow_partial=allow_partial, on_duplicate=on_duplicate, note=note):
         if label.recipe != recipe:
             raise DataError(f"{label.source}: a {label.recipe} label, but this plan is for the {recipe} recipe; "
                             "pass --recipe or only that recipe's labels")
-        if label.model_id not in known:
+        if label.model_id.casefold() not in known:
             raise DataError(f"{label.source}: {label.model_id!r} is not among the candidates; add it to the "
                             "candidates file or drop the label")
-        if label.model_id in out:
-            raise DataError(f"{label.source}: a second label for {label.model_id} (first: {out[label.model_id][1]}); "
-                            "keep one")
-        out[label.model_id] = (label.values["score"], label.source)
-    return {k: v for k, (v, _) in out.items()}
+        out[known[label.model_id.casefold()]] = label.values["score"]
+    return out
 
 
 def _lineage_column(table: Table) -> list[str]:

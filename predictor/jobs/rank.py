@@ -215,7 +215,7 @@ def rank(
             notes.append(f"{unknown} candidate(s) with unknown size kept under --max-params")
     rows = np.flatnonzero(keep)
     if rows.size == 0:
-        raise DataError(f"no candidate has at most {max_params:g}B parameters")
+        raise DataError(f"no candidate has at most {max_params:g}B parameters (nominal size); raise --max-params")
     columns = {k: v[rows] for k, v in candidates.columns.items()}
     members = np.clip(objective.members(columns), 0.0, 100.0)  # (n_bags, n) points
     predicted = members.mean(axis=0)

@@ -15,13 +15,19 @@ FORMATS = ("table", "json", "csv")
 
 
 def console(file=None):
-    """A rich console on stdout; off a terminal plain text, $COLUMNS wide (rich reads it) or else 140."""
+    """A rich console on stdout; off a terminal plain text, $COLUMNS wide (rich reads it) or else 140.
+    A reader that goes away (``| head``) raises BrokenPipeError to the caller, as a plain write would:
+    rich's own handling exits with code 1, which reads as a failed gate."""
     from rich.console import Console
+
+    class ResultConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
 
     file = file or sys.stdout
     tty = file.isatty()
     width = None if tty or os.environ.get("COLUMNS", "").isdigit() else 140
-    return Console(file=file, width=width, no_color=not tty, highlight=False, soft_wrap=False)
+    return ResultConsole(file=file, width=width, no_color=not tty, highlight=False, soft_wrap=False)
 
 
 def to_json(payload: dict) -> str:

@@ -29,7 +29,7 @@ from predictor.errors import ArtifactError
 from predictor.models.methods import PREDICTOR, LinearMethod, method_name
 from predictor.models.model import RewardPredictor
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: every model file's size and sha256 in metadata.json ("checksums")
 METADATA = "metadata.json"
 MODELS_README = (
     "LightGBM text models of the (recipe, target) pairs whose chosen ranking method is the LightGBM predictor,\n"
@@ -59,8 +59,9 @@ class Bundle:
             entry = self.metadata.get("models", {}).get(f"{recipe}/{target}")
             if entry is None or self.source is None:
                 have = ", ".join(f"{r}/{t}" for r, t in self.keys())
-                raise ArtifactError(f"this predictor has no model for recipe {recipe!r}, target {target!r} (has: {have})")
-            self.models[key] = _load_model(self.source, f"{recipe}/{target}", entry)
+                raise ArtifactError(f"this predictor has no model for recipe {recipe!r}, target {target!r} (has: {have}); "
+                                    "choose one of those, or refit it with labels of that recipe")
+            self.models[key] = _load_model(self.source, f"{recipe}/{target}", entry, self.metadata["checksums"])
         return self.models[key]
 
     @property
@@ -89,11 +90,21 @@ def save(bundle: Bundle, out_dir: str | Path, *, parent: str | None = None) -> P
     identical to ``parent`` has none.
     """
     out_dir = check_destination(out_dir)
-    previous = load(out_dir).metadata if (out_dir / METADATA).is_file() else {}
+    previous = previous_metadata(out_dir)
     try:
         return _write(bundle, out_dir, previous.get("version", parent), previous)
     except OSError as exc:
         raise ArtifactError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
+
+
+def previous_metadata(out_dir: Path) -> dict:
+    """The metadata of an artifact that is being replaced or built on (for its version and parent), read
+    leniently: an artifact of an older schema, or a damaged one, can still be replaced."""
+    try:
+        metadata = json.loads((out_dir / METADATA).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def _write(bundle: Bundle, out_dir: Path, parent: str | None, previous: dict) -> Path:
@@ -103,13 +114,15 @@ def _write(bundle: Bundle, out_dir: Path, parent: str | None, previous: dict) ->
         os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private (0700); an artifact follows the umask
         (tmp / "models").mkdir()
         (tmp / "models" / "README.txt").write_text(MODELS_README, encoding="utf-8")
-        entries = {}
+        entries, checksums = {}, {}
         for (recipe, target), predictor in sorted(bundle.models.items()):
             files = []
             for k, text in enumerate(predictor.model_strings()):
                 name = _model_file(recipe, target, k)
-                (tmp / name).write_text(text, encoding="utf-8")
+                data = text.encode("utf-8")
+                (tmp / name).write_bytes(data)
                 files.append(name)
+                checksums[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
             entries[f"{recipe}/{target}"] = {**predictor.state(), "method": method_name(predictor), "files": files}
         version = content_version(bundle.metadata, sorted(entries))
         if parent == version:  # nothing changed: keep what it was built on (none if identical to the given parent)
@@ -121,6 +134,7 @@ def _write(bundle: Bundle, out_dir: Path, parent: str | None, previous: dict) ->
             "parent": parent,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "models": entries,
+            "checksums": checksums,  # model file → its size and sha256, checked before LightGBM reads it
         }
         (tmp / METADATA).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         _replace_dir(tmp, out_dir)
@@ -154,7 +168,12 @@ def _replace_dir(src: Path, dst: Path) -> None:
 
 
 def load(path: str | Path) -> Bundle:
-    """Read an artifact directory; a missing, partial or corrupt one raises ArtifactError."""
+    """Read an artifact directory; a missing, partial, damaged or incompatible one raises ArtifactError.
+
+    Every model file's size is checked here and its sha256 when it is read (``Bundle.get``), against
+    what ``fit`` recorded, so LightGBM never parses a truncated or altered file (it would abort the
+    process in C++).
+    """
     path = Path(path)
     meta_path = path / METADATA
     if not meta_path.is_file():
@@ -163,29 +182,52 @@ def load(path: str | Path) -> Bundle:
         metadata = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"{meta_path}: unreadable ({exc}); refit with `basepick fit`") from None
-    if not isinstance(metadata, dict) or metadata.get("schema_version") != SCHEMA_VERSION:
-        raise ArtifactError(
-            f"{meta_path}: schema_version {metadata.get('schema_version') if isinstance(metadata, dict) else '?'} "
-            f"is not {SCHEMA_VERSION}; refit with this version of basepick"
-        )
+    schema = metadata.get("schema_version") if isinstance(metadata, dict) else None
+    if isinstance(schema, int) and schema > SCHEMA_VERSION:
+        raise ArtifactError(f"{path}: written by a newer basepick (artifact schema {schema}; this one reads "
+                            f"{SCHEMA_VERSION}); upgrade basepick: pip install --upgrade basepick")
+    if schema != SCHEMA_VERSION:
+        raise ArtifactError(f"{path}: written by an older basepick (artifact schema {schema or '?'}; this one reads "
+                            f"{SCHEMA_VERSION}); refit it with `basepick fit --out {path}`")
     entries = metadata.get("models")
-    if not isinstance(entries, dict) or not entries:
+    checksums = metadata.get("checksums")
+    if not isinstance(entries, dict) or not entries or not isinstance(checksums, dict):
         raise ArtifactError(f"{path}: the artifact holds no models; refit with `basepick fit`")
     for key, entry in entries.items():
         files = entry.get("files") if isinstance(entry, dict) else None
         needs_files = isinstance(entry, dict) and entry.get("method", PREDICTOR) == PREDICTOR  # linear: no files
-        if not isinstance(files, list) or (needs_files and not files) or not all((path / str(f)).is_file() for f in files):
-            raise ArtifactError(f"{path}: model files of {key} are missing; the artifact is partial, refit it")
+        if not isinstance(files, list) or (needs_files and not files):
+            raise ArtifactError(f"{path}: the metadata of {key} lists no model files; the artifact is damaged, refit it")
+        for name in files:
+            _check_size(path, str(name), checksums.get(name))
     return Bundle(models={}, metadata=metadata, source=path)
 
 
-def _load_model(path: Path, key: str, entry: dict) -> RewardPredictor | LinearMethod:
+def _check_size(path: Path, name: str, expected) -> None:
+    if not isinstance(expected, dict) or not isinstance(expected.get("bytes"), int):
+        raise ArtifactError(f"{path}: {METADATA} records no checksum for {name}; the artifact is damaged, refit it")
+    try:
+        size = (path / name).stat().st_size
+    except OSError:
+        raise ArtifactError(f"{path / name}: missing; the artifact is partial, refit it with `basepick fit`") from None
+    if size != expected["bytes"]:
+        raise ArtifactError(f"{path / name}: {size} bytes where {expected['bytes']} were written; the file is "
+                            "truncated or altered, refit the artifact with `basepick fit`")
+
+
+def _load_model(path: Path, key: str, entry: dict, checksums: dict) -> RewardPredictor | LinearMethod:
     if entry.get("method", PREDICTOR) != PREDICTOR:
         return LinearMethod.from_state(entry)
-    try:
-        strings = [(path / name).read_text(encoding="utf-8") for name in entry["files"]]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path}: model files of {key} are unreadable ({exc}); refit") from None
+    strings = []
+    for name in entry["files"]:
+        try:
+            data = (path / name).read_bytes()
+        except OSError as exc:
+            raise ArtifactError(f"{path / name}: unreadable ({exc.strerror or exc}); refit the artifact") from None
+        if hashlib.sha256(data).hexdigest() != checksums[name]["sha256"]:
+            raise ArtifactError(f"{path / name}: its sha256 differs from the one written at fit time; the file is "
+                                "damaged or altered, refit the artifact with `basepick fit`")
+        strings.append(data.decode("utf-8"))
     return RewardPredictor.from_state(entry, strings)
 
 

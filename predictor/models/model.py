@@ -128,9 +128,12 @@ class RewardPredictor:
         cfg = self.config
         y = np.asarray(y, dtype=float)
         if y.ndim != 1 or len(y) < 2 * cfg.min_data_in_leaf:
-            raise DataError(f"need at least {2 * cfg.min_data_in_leaf} labelled models to fit, got {len(y)}")
+            raise DataError(f"need at least {2 * cfg.min_data_in_leaf} labelled models to fit, got {len(y)}; add labels")
         if np.isnan(y).any():
             raise DataError("labels contain missing targets")
+        if np.ptp(y) == 0:
+            raise DataError(f"all {len(y)} labels to fit give the same score ({y[0]:g} points): there is no order to "
+                            "learn from them; check the label files (a copied value?) or add labels that differ")
         self.feature_names_in_ = cfg.features
         y = self._to_fit_scale(y)
         missing = [name for name in cfg.features if name not in columns]
@@ -144,8 +147,8 @@ class RewardPredictor:
         self.boosters_ = [lgb.train(cfg.lgb_params(cfg.seed + k), dataset, cfg.num_boost_round) for k in range(cfg.n_bags)]
         if not any(_has_split(b) for b in self.boosters_):
             raise DataError(
-                "the boosters made no split: the model would predict a constant. Too few labelled rows "
-                f"({len(y)}) or constant features; add labels or features"
+                f"the boosters made no split on {len(y)} labelled rows: the model would predict a constant, because "
+                "the features barely vary between the labelled bases; add labelled bases that differ more"
             )
         return self
 

@@ -97,7 +97,7 @@ def widening(calibration: dict | None, columns: dict[str, np.ndarray], ids: list
         i = int(bad[0])
         raise DataError(
             f"{ids[i]!r} has none of the inputs the ranking method uses ({', '.join(itertools.chain(*groups))}); "
-            f"basepick needs at least {MIN_INPUTS} of them to predict: add its scores or params_b, or drop it"
+            f"basepick needs at least {MIN_INPUTS} of them to predict: add one of these columns to its row, or drop it"
         )
     return np.asarray(missing["ratios"], float)[pattern]
 
