@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from predictor.jobs.options import Range, seed_option
+from predictor.jobs.options import Range, on_duplicate_option, seed_option
 from trainer_jax.data.schemas import SCHEMAS
 
 
@@ -139,8 +139,9 @@ def train(base_dir, data, eval_data, schema, eval_schema, split, eval_split, str
 @click.argument("labels", metavar="LABELS.csv")
 @click.option("--predictor", "predictor_dir", metavar="DIR", help="Predictor artifact (default: the shipped one).")
 @click.option("--features", "features", multiple=True, metavar="FEATURES.csv", help="Feature file (repeatable) merged over the snapshot, e.g. `basepick ingest` output for a base outside the leaderboard.")
+@on_duplicate_option()
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def validate(labels, predictor_dir, features, fmt):
+def validate(labels, predictor_dir, features, on_duplicate, fmt):
     """Compare the predictor's predictions for the bases in LABELS.csv with their measured RewardBench labels.
 
     Rows the predictor was fitted on are marked in-sample: their errors are optimistic.
@@ -149,7 +150,7 @@ def validate(labels, predictor_dir, features, fmt):
     from trainer_jax.evals.validate import render_table
     from trainer_jax.evals.validate import validate as run_validate
 
-    report = run_validate(labels, predictor_dir, features, note=note)
+    report = run_validate(labels, predictor_dir, features, on_duplicate=on_duplicate, note=note)
     for skipped in report.skipped:
         note(f"skipped {skipped}")
     click.echo(render.to_json(report.to_json()) if fmt == "json" else render_table(report) + "\n", nl=False)

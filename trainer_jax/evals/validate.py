@@ -13,8 +13,9 @@ in-sample: its error says how well the predictor fits, not how well it predicts,
 
 from __future__ import annotations
 
+
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,15 +79,15 @@ def _competition_rank(values: np.ndarray) -> np.ndarray:
 
 
 def validate(labels_path: str | Path, predictor_dir: str | Path | None = None, feature_paths=(),
-             note=lambda s: None) -> ValidationReport:
+             on_duplicate: str = "error", note=lambda s: None) -> ValidationReport:
     """Compare predictions with the measured labels in ``labels_path`` (see the module docstring)."""
     from predictor.models import artifact
     from predictor.data.candidates import fill_from_snapshot, with_features
-    from predictor.data.labels import TARGETS, load_labels
+    from predictor.data.labels import TARGETS, read_labels
     from predictor.data.shipped import load_snapshot, shipped_predictor_dir
     from predictor.errors import DataError
 
-    labels = load_labels([Path(labels_path)])
+    labels = read_labels([Path(labels_path)], allow_partial=True, on_duplicate=on_duplicate, note=note)
     source = Path(predictor_dir) if predictor_dir is not None else shipped_predictor_dir()
     bundle = artifact.load(source)
     snapshot = with_features(load_snapshot(), [Path(p) for p in feature_paths], note=note)
@@ -101,11 +102,11 @@ def validate(labels_path: str | Path, predictor_dir: str | Path | None = None, f
     for label in labels:
         if (label.recipe, "score") not in available:
             skipped.append(f"{label.model_id} ({label.recipe}): the predictor has no {label.recipe} model")
-        elif label.model_id not in snapshot.index:
+        elif (found := snapshot.find(label.model_id)) is None:
             skipped.append(f"{label.model_id} ({label.recipe}): not in the shipped benchmark snapshot; give its "
                            "scores with --features")
         else:
-            by_recipe.setdefault(label.recipe, []).append(label)
+            by_recipe.setdefault(label.recipe, []).append(replace(label, model_id=found))
     if not by_recipe:
         raise DataError(f"{labels_path}: no label row can be predicted ({'; '.join(skipped)})")
 
