@@ -87,11 +87,11 @@ def load_labels(sources: list) -> list[Label]:
     """
     labels: list[Label] = []
     seen: dict[tuple, Label] = {}
-    names = []
     for source in sources:
         table = read_table(source)
-        names.append(table.name)
         cols = {name: table.column(name) for name in LABEL_KEY + TARGETS}
+        if not table.rows:
+            raise DataError(f"{table.name}: no label rows below the header; give a file with labels, or leave it out")
         parsed = [_label_values(table, i, row, cols) for i, row in enumerate(table.rows)]
         fractions = [i for i, values in enumerate(parsed) if max(values.values()) <= 1.0]
         if fractions and len(fractions) == len(parsed):
@@ -114,7 +114,7 @@ def load_labels(sources: list) -> list[Label]:
             seen.setdefault(key, label)
             labels.append(label)
     if not labels:
-        raise DataError(f"{', '.join(names)}: no label rows; a label file needs its header and at least one row")
+        raise DataError("no label files given")
     return labels
 
 

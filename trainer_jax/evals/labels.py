@@ -46,7 +46,7 @@ def check_label_file(path: str | os.PathLike) -> None:
     path = Path(path)
     if path.exists():
         header, rows = _read(path)
-        if rows or header:
+        if rows:
             load_labels([path])
     else:
         check_writable(path)
