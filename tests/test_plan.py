@@ -240,6 +240,23 @@ def test_emit_writes_train_commands_a_slurm_array_can_run(run, tmp_path):
     assert argv[argv.index("--labels-out") + 1] == f"labels/{name}.csv"  # one label file per run
     assert argv[argv.index("--model-id") + 1] == model_id and argv[argv.index("--recipe") + 1] == "regression"
     assert argv[argv.index("--data") + 1] == "t.jsonl" and (tmp_path / "labels").is_dir()
+    assert "--lr-sweep" in argv  # the study's label is the best of the learning-rate grid
+
+
+def test_emitted_commands_parse_as_basepick_train(run, tmp_path):
+    """Every option of an emitted command is one `basepick train` knows (checked by the trainer's own parser)."""
+    pytest.importorskip("jax")
+    from trainer_jax.commands import train
+
+    runs = tmp_path / "runs.jsonl"
+    assert run("plan", EXAMPLES / "candidates.csv", "--budget", "1", "--emit", runs).exit_code == 0
+    command = json.loads(runs.read_text().splitlines()[0])["command"]
+    env = {**os.environ, "TRAIN_DATA": "t.jsonl", "EVAL_DATA": "v.jsonl", "REWARDBENCH": "rb.jsonl"}
+    words = subprocess.run(["bash", "-c", f'set -- {command}; printf "%s\\n" "$@"'], env=env, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    assert words[:2] == ["basepick", "train"]
+    ctx = train.make_context("train", words[2:])
+    assert ctx.params["lr_sweep"] is True and ctx.params["recipe"] == "regression" and ctx.params["lr"] is None
 
 
 # ---- bad input: exit 2, one line, nothing written ------------------------------------------------

@@ -198,6 +198,7 @@ def runs_jsonl(result: Plan) -> str:
         name = p.model_id.replace("/", "--")
         command = " ".join([
             "basepick train", '"${MODELS_DIR:-models}"/' + shlex.quote(p.model_id), "--recipe", result.recipe,
+            "--lr-sweep",  # the study's label is the best of its learning-rate grid, not one learning rate
             '--data "${TRAIN_DATA:?set TRAIN_DATA}" --eval-data "${EVAL_DATA:?set EVAL_DATA}"',
             '--rewardbench "${REWARDBENCH:?set REWARDBENCH}"', '--out "${RUNS_DIR:-runs}"/' + shlex.quote(name),
             "--model-id", shlex.quote(p.model_id), '--labels-out "${LABELS_DIR:-labels}"/' + shlex.quote(name + ".csv"),
