@@ -123,8 +123,8 @@ def test_evaluate_piped_to_head_exits_0():
 @pytest.mark.parametrize("fmt", ["table", "json"])
 def test_a_closed_or_full_stdout_is_one_line_exit_2(fmt):
     args = BASEPICK + ["rank", str(EXAMPLES / "candidates.csv"), "--format", fmt]
-    closed = subprocess.run(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            pass_fds=(), close_fds=True, preexec_fn=lambda: __import__("os").close(1))
+    closed = subprocess.run(["bash", "-c", 'exec "$@" >&-', "basepick", *args], cwd=REPO, stderr=subprocess.PIPE,
+                            text=True)  # the shell closes fd 1, then runs the command (no fork from this process)
     full = subprocess.run(args, cwd=REPO, stdout=open("/dev/full", "w"), stderr=subprocess.PIPE, text=True)
     for result, cause in ((closed, "standard output is closed"), (full, "No space left on device")):
         errors = [line for line in result.stderr.splitlines() if not line.startswith("note:")]
