@@ -143,14 +143,17 @@ def main() -> None:
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="k of the P(top k) column: probability of being among the k best.")
 @click.option("--scale", type=click.Choice(["auto", "percent", "fraction"]), default="auto", show_default=True, help="Units of the score columns. auto: a `scale` column (ingest writes it) decides its rows; the rest of the file is fractions when every score is at most 1, else percent.")
 @click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Forest plot of the predictions with intervals (needs basepick[plot]).")
+@click.option("--strict", is_flag=True, help="Refuse candidates without any input of the ranking method (default: rank the others and list these with the command that gets their features).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weights, level, top_k, scale, plot, fmt):
+def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weights, level, top_k, scale, plot, strict,
+         fmt):
     """Rank candidate base models by predicted RewardBench score.
 
     CANDIDATES.csv needs a model_id column (Hugging Face ids). Optional columns override the shipped
     snapshot: ifeval bbh math_lvl5 gpqa musr mmlu_pro (leaderboard v2, normalised), arc hellaswag mmlu
     truthfulqa winogrande gsm8k (v1), params_b, pretrain_tokens_t, post_training, presence_<domain>.
-    The table ends with a legend of its columns.
+    The table ends with a legend of its columns. Candidates without the method's inputs are listed after
+    it with the command that produces them (exit 2 when no candidate can be ranked).
     """
     from predictor import api
     from predictor.jobs import render
@@ -164,8 +167,9 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
 
         require_matplotlib()
     ranking = api.ranking(candidates, pool=pool, recipe=recipe, target=target, predictor=predictor_dir, top=top,
-                          max_params=max_params, weights=weights, level=level, top_k=top_k, scale=scale, note=note)
-    if plot:
+                          max_params=max_params, weights=weights, level=level, top_k=top_k, scale=scale, strict=strict,
+                          note=note)
+    if plot and ranking.candidates:
         from predictor.jobs.plot import forest_plot
 
         forest_plot(ranking, plot)
@@ -176,6 +180,7 @@ def rank(candidates, pool, recipe, target, predictor_dir, top, max_params, weigh
         click.echo(render.ranking_csv(ranking), nl=False)
     else:
         render.ranking_table(ranking)
+    ranking.check_ranked()
 
 
 @main.command()
@@ -342,17 +347,20 @@ def check(dump, against, fmt, tolerance, max_changed, max_removed, eval_drop, to
 
 @main.command()
 @click.argument("results_dir", metavar="RESULTS_DIR")
-@click.option("--out", required=True, metavar="FEATURES.csv", help="Feature CSV to write; an existing file is updated (other models' rows kept).")
-@click.option("--model-id", metavar="ID", help="Hugging Face id of the evaluated model (default: the one the results name).")
-def ingest(results_dir, out, model_id):
+@click.option("--out", required=True, metavar="FEATURES.csv", help="Feature CSV to write; an existing feature table is updated (other models' rows kept); any other file is refused.")
+@click.option("--model-id", metavar="ID", help="Hugging Face id of the evaluated model, for runs that loaded a local path (default: the one the results name; another id is refused).")
+@click.option("--strict", is_flag=True, help="Refuse results whose settings differ from the leaderboard's, or that lose a benchmark to a missing metric (default: a note each).")
+def ingest(results_dir, out, model_id, strict):
     """Convert lm-evaluation-harness results into basepick features (leaderboard normalisation).
 
     Reads every results_*.json under RESULTS_DIR (leaderboard_* tasks and the v1 tasks arc_challenge,
-    hellaswag, mmlu, truthfulqa_mc2, winogrande, gsm8k). Use the file with `basepick rank`.
+    hellaswag, mmlu, truthfulqa_mc2, winogrande, gsm8k), checks how they were run against the
+    leaderboard's settings (examples/lm-eval/) and records that in the lm_eval_* columns. Use the
+    file with `basepick rank`.
     """
     from predictor.data.ingest import ingest as run_ingest
 
-    models = run_ingest(results_dir, out, model_id=model_id, note=note)
+    models = run_ingest(results_dir, out, model_id=model_id, strict=strict, note=note)
     for m in models:
         click.echo(f"{m.model_id}: " + ", ".join(f"{k} {v:.2f}" for k, v in m.scores.items()))
     note(f"wrote {out} ({len(models)} model(s))")

@@ -59,9 +59,13 @@ def _sources(tables) -> list:
 def ranking(candidates=None, *, pool: str | None = None, recipe: str = "regression", target: str = "score",
             predictor: str | Path | None = None, top: int | None = None, max_params: float | None = None,
             weights: str | dict | None = None, level: float = 0.8, top_k: int = 3, scale: str = "auto",
-            note: Note = _ignore):
+            strict: bool = False, note: Note = _ignore):
     """Rank candidates (CSV path or list of dicts with ``model_id`` and optional feature columns) or the
-    leaderboard pool; returns a ``predictor.jobs.rank.Ranking``. Notes (scale decisions, caveats) go to ``note``."""
+    leaderboard pool; returns a ``predictor.jobs.rank.Ranking``. Notes (scale decisions, caveats) go to ``note``.
+
+    Candidates without any input of the ranking method are not ranked but returned in ``unrankable``, each
+    with the command that produces its features (into the candidates file, when it is one); ``strict``
+    refuses them instead (DataError)."""
     from predictor.data import candidates as C
     from predictor.data.scale import SCALES
     from predictor.data.shipped import load_snapshot, shipped_predictor_dir
@@ -84,9 +88,13 @@ def ranking(candidates=None, *, pool: str | None = None, recipe: str = "regressi
     if pool:
         table = C.ids_only(snapshot.v2_ids, snapshot)
     else:
-        table = C.read_candidates(candidates, snapshot, scale=scale, note=note)
+        table = C.read_candidates(candidates, snapshot, scale=scale, note=note, allow_unknown=True)
+    features_file = str(candidates) if isinstance(candidates, (str, Path)) else "features.csv"
     result = rank_candidates(table, bundle, recipe=recipe, target=target, weights=section_weights, top=top,
-                  max_params=max_params, level=level, top_k=top_k, snapshot=snapshot)
+                             max_params=max_params, level=level, top_k=top_k, snapshot=snapshot,
+                             features_file=features_file)
+    if strict:
+        result.refuse_unrankable()
     for message in result.notes:
         note(message)
     return result

@@ -96,7 +96,7 @@ def test_rank_options_and_pool():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: api.rank([{"model_id": "acme/unknown"}]), "records[0]: 'acme/unknown' is not in the shipped leaderboard"),
+    (lambda: api.rank([{"model_id": "acme/unknown"}], strict=True), "'acme/unknown' lacks every input of"),
     (lambda: api.rank([{"model_id": "google/gemma-2-9b-it", "ifeval": 170}]), "records[0] (google/gemma-2-9b-it), column ifeval"),
     (lambda: api.rank([{"model_id": "google/gemma-2-9b-it", "ifeval": [1]}]), "records[0], column ifeval: list is not a number"),
     (lambda: api.rank({"model_id": "x"}), "got one dict"),

@@ -23,7 +23,6 @@ from tests.conftest import EXAMPLES, assert_one_line_error, write
         ("model_id,ifeval\nQwen/Qwen2.5-7B-Instruct,170\n", ["row 2", "column ifeval", "outside [0, 100]"]),
         ("model_id,ifeval\nQwen/Qwen2.5-7B-Instruct,-3\n", ["column ifeval", "outside"]),
         ("model_id,params_b\nQwen/Qwen2.5-7B-Instruct,inf\n", ["column params_b", "not a finite number"]),
-        ("model_id\nacme/never-heard-of-it\n", ["row 2", "acme/never-heard-of-it", "not in the shipped leaderboard"]),
         ("model_id,ifeval\nQwen/Qwen2.5-7B-Instruct,70,5\n", ["row 2", "fields"]),
         ("model_id\n\n", ["no candidate rows"]),
     ],

@@ -322,3 +322,19 @@ def test_leaderboard_rows_of_fractions_are_invalid(run, tmp_path):
     code, report, _ = check_json(run, write_rows(tmp_path / "v2.csv", rows))
     assert code == 1 and any(p["row"] == 2 and "fractions among the leaderboard's points" in p["problem"]
                              for p in report["validation"]["invalid"])
+
+
+def test_check_says_where_the_numbers_came_from(run, tmp_path):
+    """lm-eval results and ingested feature rows: how lm-eval ran them, and whether that is the leaderboard's way."""
+    harness = Path(__file__).parent / "fixtures" / "harness" / "pythia-1b"
+    out = json.loads(run("check", harness, "--format", "json").stdout)
+    assert out["provenance"]["source"] == "lm-evaluation-harness results"
+    assert out["provenance"]["lm_eval_rows"] == 1 and out["provenance"]["unlike_leaderboard"] == 0
+    (row,) = out["provenance"]["rows"]
+    assert row["model_id"] == "EleutherAI/pythia-1b" and row["lm_eval_settings"] == "leaderboard"
+    features = tmp_path / "f.csv"
+    assert run("ingest", harness, "--out", features).exit_code == 0
+    result = run("check", features)
+    assert "not checked" not in result.stderr  # the lm_eval_* columns are known
+    assert "EleutherAI/pythia-1b: lm-eval git 80c5a43, leaderboard settings" in result.stdout
+    assert json.loads(run("check", features, "--format", "json").stdout)["provenance"]["rows"][0]["lm_eval_dtype"] == "float16"

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from predictor.data import harness as H
 from predictor.data import ingest as I
 from predictor.data import shipped as D
 from tests.conftest import assert_one_line_error, write
@@ -80,11 +81,9 @@ def test_normalise_reproduces_every_snapshot_row(name, task):
 
 def test_musr_documentation_example():
     """The normalisation page's MuSR example: 0.7 / 0.4 / 0.6 → 40, 25, 40 → 35 (with exact 1/3)."""
-    res = I._Results()
-    for sub, value in zip(I.MUSR_CHOICES, (0.7, 0.4, 0.6)):
-        res.tasks[f"leaderboard_musr_{sub}"] = {"acc_norm,none": value}
-        res.where[f"leaderboard_musr_{sub}"] = Path("x.json")
-    scores, _ = I.scores_from_results(res)
+    tasks = {f"leaderboard_musr_{sub}": {"acc_norm,none": value} for sub, value in zip(I.MUSR_CHOICES, (0.7, 0.4, 0.6))}
+    run = H.Run(Path("x.json"), "acme/x", "0.4.12", "hf", "bfloat16", False, False, {}, {}, None, tasks, {})
+    scores, _ = I.scores_from_results(H.merge("acme/x", [run]))
     assert scores["musr"] == pytest.approx((40 + 25 + 40) / 3)
 
 
@@ -140,12 +139,19 @@ def test_existing_file_is_updated_in_place(run, tmp_path):
 
 
 def test_ingested_features_rank(run, tmp_path):
+    def rename(doc):
+        doc["model_name"] = "acme/pythia-clone"
+        doc["config"]["model_args"] = doc["config"]["model_args"].replace("EleutherAI/pythia-1b", "acme/pythia-clone")
+
     out = tmp_path / "f.csv"
-    assert run("ingest", PYTHIA, "--out", out, "--model-id", "acme/pythia-clone").exit_code == 0
+    assert run("ingest", copy_results(tmp_path, rename), "--out", out).exit_code == 0
     write(out, out.read_text(encoding="utf-8").replace("model_id,", "model_id,params_b,", 1).replace("acme/pythia-clone,", "acme/pythia-clone,1.08,", 1))
     result = run("rank", out, "--format", "json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["candidates"][0]["model_id"] == "acme/pythia-clone"
+    assert "not a basepick feature" not in result.stderr  # the lm_eval_* columns are known, not ignored
+    (cand,) = json.loads(result.stdout)["candidates"]
+    assert cand["model_id"] == "acme/pythia-clone"
+    assert cand["harness"]["lm_eval_settings"] == "leaderboard" and cand["harness"]["lm_eval_version"] == "git 80c5a43"
 
 
 def test_model_id_from_model_args(tmp_path):
@@ -178,7 +184,7 @@ def _set(path: list, value):
         (lambda doc: doc["results"].pop("leaderboard_bbh_navigate"), ["leaderboard_bbh_", "navigate", "whole"]),
         (_set(["model_name"], "/models/my-ckpt"), ["local path", "--model-id"]),
         (_set(["model_name"], "bad\nid"), ["not a Hugging Face model id"]),
-        (lambda doc: doc.update(results={"unrelated_task": {"acc,none": 0.5}}, groups={}), ["no leaderboard task"]),
+        (lambda doc: doc.update(results={"unrelated_task": {"acc,none": 0.5}}, groups={}), ["no usable leaderboard task"]),
         (_set(["results"], []), ["no 'results' object"]),
     ],
 )

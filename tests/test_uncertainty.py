@@ -68,7 +68,9 @@ def test_rank_refuses_a_candidate_without_any_input_of_the_method(run, tmp_path)
     method = artifact.load(D.shipped_predictor_dir()).get("regression", "score")
     if "params_b" in [n for g in method.calibration_["missing"]["groups"] for n in g]:
         pytest.skip("the chosen method reads params_b")
-    assert_one_line_error(run("rank", path), "acme/only-v1", "none of the inputs")
+    assert_one_line_error(run("rank", path, "--strict"), "acme/only-v1", "lacks every input")
+    listed = run("rank", path, "--format", "json")  # without --strict: listed with its command; none ranked: exit 2
+    assert listed.exit_code == 2 and json.loads(listed.stdout)["unrankable"][0]["model_id"] == "acme/only-v1"
 
 
 def test_given_but_unused_columns_are_reported(run, tmp_path):

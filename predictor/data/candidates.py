@@ -1,19 +1,25 @@
-"""Candidate tables: a user's CSV (only ``model_id`` required) filled in from the shipped snapshot.
+"""Candidate tables: a user's CSV (only ``model_id`` required) filled in from the shipped snapshot,
+and the split of candidates into those a ranking method can rank and those it cannot.
 
 Per feature and model the provenance is kept: ``given`` (the user's file), ``snapshot`` (filled from
-the shipped leaderboards and metadata) or ``missing`` (NaN into the model, never 0).
+the shipped leaderboards and metadata) or ``missing`` (NaN into the model, never 0); for rows that
+``basepick ingest`` wrote, also how lm-eval was run (its ``lm_eval_*`` columns).
+
+A candidate the method cannot rank (none of its inputs known) is not an error: ``split`` sets it
+apart with the one command that would produce its features (``harness_settings.command``).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from predictor.data import features as F
+from predictor.data import harness_settings as HS
 from predictor.data import scale as S
 from predictor.data.shipped import Snapshot
 from predictor.data.tables import Table, read_table
@@ -28,29 +34,88 @@ class Candidates:
     ids: list[str]
     columns: dict[str, np.ndarray]  # feature name → (N,) float, NaN when unknown
     provenance: dict[str, list[str]]  # feature name → (N,) of given | snapshot | missing
+    in_snapshot: list[bool] = field(default_factory=list)  # (N,) the shipped snapshot knows the id
+    harness: list[dict[str, str] | None] = field(default_factory=list)  # (N,) a row's lm_eval_* cells, if any
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def subset(self, rows) -> "Candidates":
+        """The candidates at ``rows`` (indices), in that order."""
+        rows = [int(i) for i in rows]
+        return Candidates(
+            ids=[self.ids[i] for i in rows],
+            columns={k: v[rows] for k, v in self.columns.items()},
+            provenance={k: [v[i] for i in rows] for k, v in self.provenance.items()},
+            in_snapshot=[self.in_snapshot[i] for i in rows] if self.in_snapshot else [],
+            harness=[self.harness[i] for i in rows] if self.harness else [],
+        )
+
+
+@dataclass(frozen=True)
+class Unrankable:
+    """A candidate the ranking method cannot rank, and how to get what it lacks."""
+
+    model_id: str
+    missing: list[str]  # the method's inputs it lacks (raw columns: v2 scores, params_b, presence_*)
+    reason: str  # why it lacks them: not in the shipped snapshot, or in it without those scores
+    chat_template: bool  # whether the command applies the chat template (the leaderboard's setting for it)
+    chat_template_why: str  # how that was decided: its post_training, its id, or assumed
+    command: str  # the one command that produces its features (harness_settings.command)
+
+    def to_json(self) -> dict:
+        return {"model_id": self.model_id, "missing": self.missing, "reason": self.reason,
+                "chat_template": self.chat_template, "chat_template_why": self.chat_template_why,
+                "command": self.command}
+
+
+def split(candidates: Candidates, groups: list[list[str]], min_inputs: int,
+          features_file: str) -> tuple[np.ndarray, list[Unrankable]]:
+    """(rows that have at least ``min_inputs`` of the input ``groups``, the others as Unrankable entries
+    whose command writes their features into ``features_file``)."""
+    names = [n for g in groups for n in g]
+    known = np.zeros(len(candidates), dtype=int)
+    for group in groups:
+        have = np.zeros(len(candidates), dtype=bool)
+        for name in group:
+            if name in candidates.columns:
+                have |= ~np.isnan(candidates.columns[name])
+        known += have
+    rows = np.flatnonzero(known >= min_inputs)
+    out = []
+    for i in np.flatnonzero(known < min_inputs):
+        model_id = candidates.ids[i]
+        chat, why = HS.template_for(model_id, float(candidates.columns["post_training"][i]))
+        in_snapshot = candidates.in_snapshot[i] if candidates.in_snapshot else False
+        reason = ("in the shipped snapshot, but without these inputs" if in_snapshot else
+                  "not in the shipped leaderboard snapshot (it ends 2025-03-21; check the id's spelling)")
+        missing = [n for n in names if n not in candidates.columns or np.isnan(candidates.columns[n][i])]
+        out.append(Unrankable(model_id, missing, reason, chat, why, HS.command(model_id, chat, features_file)))
+    return rows, out
+
 
 def read_candidates(
     source, snapshot: Snapshot, *, scale: str = "auto", note: Callable[[str], None] = lambda s: None,
-    read_elsewhere: tuple[str, ...] = (),
+    read_elsewhere: tuple[str, ...] = (), allow_unknown: bool = False,
 ) -> Candidates:
     """Read a candidates table (CSV path or list of dicts) and fill every known id from the snapshot
     (given values win). Score units follow ``predictor.data.scale``: per file, never guessed per column.
 
     ``read_elsewhere``: non-feature columns the caller reads itself (``plan``'s lineage), not noted as ignored.
+    ``allow_unknown``: keep a candidate the snapshot does not know and the file gives nothing for (``rank``
+    lists it with the command that gets its features) instead of refusing it.
     """
     table = read_table(source)
     id_col = table.column("model_id")
     if not table.rows:
         raise DataError(f"{table.name}: no candidate rows below the header")
-    feature_cols, scale_col = {}, None
+    feature_cols, scale_col, harness_cols = {}, None, {}
     for j, name in enumerate(table.header):
         if j == id_col or not name or name in read_elsewhere:
             continue
-        if name in F.SPECS or F.is_presence(name):
+        if name in HS.PROVENANCE_COLUMNS:
+            harness_cols[name] = j
+        elif name in F.SPECS or F.is_presence(name):
             feature_cols[name] = j
         elif name == S.SCALE_COLUMN:
             scale_col = j
@@ -74,7 +139,10 @@ def read_candidates(
             if F.contradicts_name(model_id, p):
                 note(f"{table.where(i)} ({model_id}): params_b {p:g} is under {F.NAME_SIZE_RATIO:.0%} of the "
                      f"{F.stated_size(model_id):g}B its name states (a quantised export's count?); the given value is used")
-    return fill_from_snapshot(ids, given, snapshot, where=table.where)
+    filled = fill_from_snapshot(ids, given, snapshot, where=table.where, allow_unknown=allow_unknown)
+    filled.harness = [{c: row[j].strip() for c, j in harness_cols.items() if row[j].strip()} or None
+                      for row in table.rows]
+    return filled
 
 
 def _declared(table: Table, i: int, row: list[str], j: int | None) -> str:
@@ -107,9 +175,10 @@ def _apply_scale(table: Table, ids: list[str], given: dict[str, np.ndarray], dec
 
 def fill_from_snapshot(
     ids: list[str], given: dict[str, np.ndarray], snapshot: Snapshot, *,
-    where: Callable[[int], str] = lambda i: f"candidate {i + 1}",
+    where: Callable[[int], str] = lambda i: f"candidate {i + 1}", allow_unknown: bool = False,
 ) -> Candidates:
-    """Combine given columns with snapshot values; every SPECS feature (and given presence_*) is present."""
+    """Combine given columns with snapshot values; every SPECS feature (and given presence_*) is present.
+    An id neither the snapshot nor ``given`` knows is an error unless ``allow_unknown``."""
     n = len(ids)
     rows = [snapshot.index.get(model_id) for model_id in ids]
     names = list(F.SPECS) + sorted(name for name in given if F.is_presence(name))
@@ -128,14 +197,15 @@ def fill_from_snapshot(
             source = [GIVEN if m else s for m, s in zip(mask, source)]
         columns[name], provenance[name] = col, source
     for i, model_id in enumerate(ids):
-        if rows[i] is None and not any(provenance[name][i] == GIVEN for name in names):
+        if not allow_unknown and rows[i] is None and not any(provenance[name][i] == GIVEN for name in names):
             raise DataError(
                 f"{where(i)}: {model_id!r} is not in the shipped leaderboard snapshot and no "
                 "scores are given for it; add its benchmark columns (e.g. ifeval, bbh, math_lvl5, gpqa, "
                 "musr, mmlu_pro, params_b) or check the id's spelling"
             )
     F.add_derived(columns)
-    return Candidates(ids=ids, columns=columns, provenance=provenance)
+    return Candidates(ids=ids, columns=columns, provenance=provenance, in_snapshot=[r is not None for r in rows],
+                      harness=[None] * n)
 
 
 def _read_ids(table: Table, id_col: int) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from predictor.data import features as F
+from predictor.data import harness_settings as HS
 from predictor.data import ingest as I
 from predictor.data import scale as S
 from predictor.data import shipped as D
@@ -41,6 +42,7 @@ class Dump:
     duplicates: int = 0
     notes: list[str] = field(default_factory=list)
     sizes: list[dict] = field(default_factory=list)  # params_b contradicting the name: {row, model_id, params_b, stated}
+    provenance: list[dict] = field(default_factory=list)  # how lm-eval rows were run: {model_id, lm_eval_*}
 
     def problem(self, row, model_id, column, problem) -> None:
         self.invalid.append({"row": row, "model_id": model_id, "column": column, "problem": problem})
@@ -70,8 +72,9 @@ def _harness(path: Path) -> Dump:
     models = I.read_results(path)
     ids = [m.model_id for m in models]
     columns = {name: np.array([m.scores.get(name, math.nan) for m in models]) for name in BENCHMARKS}
-    notes = [f"{m.model_id}: {n}" for m in models for n in m.notes]
-    return Dump(str(path), HARNESS, ids, columns, rows=len(models), notes=notes)
+    notes = [f"{m.model_id}: {n}" for m in models for n in [*m.differences, *m.notes]]
+    return Dump(str(path), HARNESS, ids, columns, rows=len(models), notes=notes,
+                provenance=[{"model_id": m.model_id, **m.settings} for m in models])
 
 
 def _bad_id(model_id: str) -> str | None:
@@ -183,7 +186,7 @@ def _features(path: Path, header: list[str], rows: list[list[str]]) -> Dump:
             names[name] = j
         elif name == S.SCALE_COLUMN:
             j_scale = j
-        else:
+        elif name not in HS.PROVENANCE_COLUMNS:
             dump.notes.append(f"{path}: column {name!r} is not checked (not a canonical feature)")
     ids, first, keep, declared = [], {}, [], []
     cols = {name: np.full(len(rows), np.nan) for name in names}
@@ -204,6 +207,8 @@ def _features(path: Path, header: list[str], rows: list[list[str]]) -> Dump:
         first[model_id] = i
         ids.append(model_id)
         keep.append(i)
+        if settings := {c: row[j] for j, c in enumerate(header) if c in HS.PROVENANCE_COLUMNS and row[j].strip()}:
+            dump.provenance.append({"model_id": model_id, **settings})
         declared.append(_declared(dump, i + 2, model_id, row[j_scale]) if j_scale is not None else "")
     _scale(dump, path, ids, keep, {name: values[keep] for name, values in cols.items()}, declared)
     return dump

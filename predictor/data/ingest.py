@@ -1,11 +1,11 @@
-"""lm-evaluation-harness results → basepick's canonical features, normalised like the Open LLM Leaderboard.
+"""lm-evaluation-harness results → basepick's canonical features, normalised like the Open LLM Leaderboard,
+with how each row was run (``lm_eval_*`` columns) and a check of those settings against the leaderboard's.
 
-Input: the ``results_<timestamp>.json`` files ``lm_eval --output_path DIR`` writes (one folder per model,
-``DIR/<org>__<name>/results_<ISO time>.json``; lm_eval/loggers/evaluation_tracker.py). Each holds
-``results`` (task → ``"<metric>,<filter>"`` → value; group aggregates included, newer versions repeat
-them under ``groups``), ``group_subtasks``, ``configs``, ``versions``, ``n-shot``, ``n-samples``,
-``config`` (``model``, ``model_args`` as a string ``pretrained=ORG/NAME,...`` or a dict, ``limit``) and
-``model_name``.
+Reading the results files and merging one model's runs: ``predictor.data.harness``. The leaderboard's
+settings and the comparison: ``predictor.data.harness_settings``. Nothing is dropped silently: a task
+that lacks the metric a benchmark needs is a note naming both (the benchmark stays missing); a setting
+that differs from the leaderboard's is a note naming it and its likely effect; ``strict`` makes both
+errors. ``--out`` must be new or a feature table (the kind ingest writes): never a label file.
 
 Where each rule comes from:
 
@@ -26,8 +26,9 @@ Where each rule comes from:
   file lacks the group row basepick recomputes it from ``n-samples``).
 * MATH caveat — https://huggingface.co/blog/math_verify_leaderboard (2025-02-14): the leaderboard
   re-scored MATH Lvl 5 of every model with Math-Verify, so the final export's MATH is on average ~4.7
-  points above the harness's ``exact_match``. basepick uses ``exact_match`` (what the harness gives)
-  and says so on stderr.
+  points above the older harness's ``exact_match``; lm-eval >= 0.4.9 (task version 3.0) scores with
+  Math-Verify itself and also reports the old ``exact_match_original``. basepick uses ``exact_match``
+  and says on stderr when it is the older scoring (``harness_settings.math_caveat``).
 * v1 tasks — the leaderboard v1 About text (https://huggingface.co/docs/leaderboards/open_llm_leaderboard/archive):
   ARC 25-shot ``acc_norm``, HellaSwag 10-shot ``acc_norm``, TruthfulQA 0-shot mc2, MMLU 5-shot "average
   of all the results acc" (the plain mean of the 57 subjects; the harness's ``mmlu`` group is weighted
@@ -40,9 +41,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -50,6 +49,8 @@ from typing import Callable
 import numpy as np
 
 from predictor.data import features as F
+from predictor.data import harness as H
+from predictor.data import harness_settings as HS
 from predictor.data import scale as S
 from predictor.data.atomic import write_text
 from predictor.data.tables import Table, read_table
@@ -70,18 +71,18 @@ GPQA_SUBTASKS = ("diamond", "extended", "main")
 MATH_SUBTASKS = ("algebra", "counting_and_prob", "geometry", "intermediate_algebra", "num_theory", "prealgebra", "precalculus")
 # Random-guess lower bound of the tasks normalised on their aggregate score (raw fraction, 0-1).
 LOWER_BOUND = {"ifeval": 0.0, "math_lvl5": 0.0, "gpqa": 0.25, "mmlu_pro": 0.1}
-# v1: canonical name → (harness task, metric keys tried in order, the leaderboard's n-shot)
+# v1: canonical name → (harness task, metric keys tried in order); shots: harness_settings.V1_SHOTS
 V1_TASKS = {
-    "arc": ("arc_challenge", ("acc_norm,none",), 25),
-    "hellaswag": ("hellaswag", ("acc_norm,none",), 10),
-    "mmlu": ("mmlu", ("acc,none",), 5),
-    "truthfulqa": ("truthfulqa_mc2", ("acc,none",), 0),
-    "winogrande": ("winogrande", ("acc,none",), 5),
-    "gsm8k": ("gsm8k", ("exact_match,strict-match", "exact_match,get-answer"), 5),
+    "arc": ("arc_challenge", ("acc_norm,none",)),
+    "hellaswag": ("hellaswag", ("acc_norm,none",)),
+    "mmlu": ("mmlu", ("acc,none",)),
+    "truthfulqa": ("truthfulqa_mc2", ("acc,none",)),
+    "winogrande": ("winogrande", ("acc,none",)),
+    "gsm8k": ("gsm8k", ("exact_match,strict-match", "exact_match,get-answer")),
 }
 _MMLU_CATEGORIES = {"mmlu_humanities", "mmlu_stem", "mmlu_social_sciences", "mmlu_other"}
 FEATURE_COLUMNS = F.V2_SCORES + F.V1_SCORES
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = H._CONTROL
 
 
 def normalise(raw: float, lower: float) -> float:
@@ -89,155 +90,51 @@ def normalise(raw: float, lower: float) -> float:
     return max(raw - lower, 0.0) / (1.0 - lower) * 100.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelScores:
+    """One model's features from its lm-eval results, and how they were made."""
+
     model_id: str
     scores: dict[str, float]  # canonical feature → points 0-100
-    files: list[Path]
-    notes: list[str] = field(default_factory=list)
-
-
-class _Results:
-    """One model's task results merged over its files (later files win), with where each came from."""
-
-    def __init__(self) -> None:
-        self.tasks: dict[str, dict] = {}
-        self.where: dict[str, Path] = {}
-        self.n_samples: dict[str, float] = {}
-        self.n_shot: dict[str, object] = {}
-        self.limit: object = None  # config.limit of a file run on a subset
-
-    def metric(self, task: str, key: str) -> float | None:
-        entry = self.tasks.get(task)
-        if entry is None or key not in entry:
-            return None
-        value = entry[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
-            raise DataError(
-                f"{self.where[task]}: results.{task}[{key!r}] is {str(value)[:40]!r}, not an accuracy in [0, 1]; "
-                "re-run the task or remove the file"
-            )
-        return float(value)
-
-
-def _load_json(path: Path) -> dict:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not raw.strip():
-        raise DataError(f"{path}: file is empty; expected an lm-evaluation-harness results JSON")
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); expected an lm-evaluation-harness results JSON") from None
-    except (json.JSONDecodeError, RecursionError) as exc:
-        reason = getattr(exc, "msg", "nested too deeply")
-        raise DataError(f"{path}: not valid JSON ({reason}); expected an lm-evaluation-harness results JSON") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("results"), dict):
-        raise DataError(f"{path}: not an lm-evaluation-harness results file (no 'results' object)")
-    return doc
-
-
-def _dict(doc: dict, key: str) -> dict:
-    """``doc[key]`` when it is an object, else {} (sections other tools may leave out or fill oddly)."""
-    value = doc.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def model_name(doc: dict, path: Path) -> str:
-    """The evaluated model as lm_eval names it: ``model_name``, else ``pretrained=`` etc. in model_args."""
-    name = doc.get("model_name") if isinstance(doc.get("model_name"), str) else ""
-    args = _dict(doc, "config").get("model_args")
-    if not name and isinstance(args, dict):
-        name = next((str(args[k]) for k in ("peft", "delta", "pretrained", "model", "path", "engine") if args.get(k)), "")
-    elif not name and isinstance(args, str):
-        for prefix in ("peft=", "delta=", "pretrained=", "model=", "path=", "engine="):
-            if prefix in args:
-                name = args.split(prefix, 1)[1].split(",", 1)[0]
-                break
-    name = name.strip()
-    if not name:
-        raise DataError(f"{path}: names no model (no model_name, no pretrained= in config.model_args); pass --model-id")
-    return name
-
-
-def _name_or_placeholder(doc: dict, path: Path) -> str:
-    """The files' own model name, only to tell models apart when --model-id replaces it."""
-    try:
-        return model_name(doc, path)
-    except DataError:
-        return ""
-
-
-def check_model_id(model_id: str, where: str) -> str:
-    if not model_id or _CONTROL.search(model_id) or len(model_id) > 200:
-        raise DataError(f"{where}: model id {model_id[:40]!r} is not a Hugging Face model id; pass --model-id ORG/NAME")
-    if model_id.startswith(("/", "./", "../", "~")) or "\\" in model_id:
-        raise DataError(f"{where}: the model was loaded from a local path ({model_id[:60]}); pass --model-id ORG/NAME")
-    return model_id
-
-
-def find_results(path: Path) -> list[Path]:
-    """``results*.json`` under a directory (sorted: harness timestamps sort chronologically), or the file."""
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DataError(f"{path}: no such file or directory")
-    files = sorted(p for p in path.rglob("results*.json") if p.is_file())
-    if not files:
-        raise DataError(f"{path}: no lm-evaluation-harness results_*.json files in this folder or below it")
-    return files
+    files: list[Path]  # the results files read for it
+    notes: list[str] = field(default_factory=list)  # caveats for stderr (never errors)
+    differences: list[str] = field(default_factory=list)  # settings unlike the leaderboard's, lost metrics (strict: errors)
+    settings: dict[str, str] = field(default_factory=dict)  # the lm_eval_* provenance columns of its row
 
 
 def read_results(path: str | Path, *, model_id: str | None = None) -> list[ModelScores]:
     """Read every results file under ``path`` → one ModelScores per model (files of a model merged)."""
-    files = find_results(Path(path))
-    per_model: dict[str, tuple[_Results, list[Path]]] = {}
-    for f in files:
-        doc = _load_json(f)
-        name = model_name(doc, f) if model_id is None else _name_or_placeholder(doc, f)
-        res, used = per_model.setdefault(name, (_Results(), []))
-        used.append(f)
-        for task, entry in {**_dict(doc, "groups"), **doc["results"]}.items():
-            if isinstance(entry, dict):
-                res.tasks[task], res.where[task] = entry, f
-        for task, entry in _dict(doc, "n-samples").items():
-            if isinstance(entry, dict) and isinstance(entry.get("effective"), (int, float)):
-                res.n_samples[task] = float(entry["effective"])
-        res.n_shot.update(_dict(doc, "n-shot"))
-        limit = _dict(doc, "config").get("limit")
-        if limit not in (None, 0):
-            res.limit = limit
-    if model_id is not None:
-        if len(per_model) > 1:
-            raise DataError(f"{path}: --model-id names one model but the files hold several ({', '.join(sorted(per_model)[:3])})")
-        per_model = {model_id: next(iter(per_model.values()))}
     out = []
-    for name, (res, used) in per_model.items():
-        check_model_id(name, str(used[0]))
-        scores, notes = scores_from_results(res)
+    for res in H.read_models(path, model_id=model_id):
+        scores, lost = scores_from_results(res)
         if not scores:
+            why = f" ({lost[0]})" if lost else ""
             raise DataError(
-                f"{used[0]}: no leaderboard task in the results (expected leaderboard_ifeval, leaderboard_bbh_*, "
-                "leaderboard_math_hard, leaderboard_gpqa, leaderboard_musr_*, leaderboard_mmlu_pro or the v1 tasks)"
+                f"{res.runs[0].path}: no usable leaderboard task in the results{why}; expected leaderboard_ifeval, "
+                "leaderboard_bbh_*, leaderboard_math_hard, leaderboard_gpqa, leaderboard_musr_*, leaderboard_mmlu_pro "
+                "or the v1 tasks"
             )
-        if res.limit is not None:
-            notes.append(f"evaluated with --limit {res.limit}: scores from a subset are noisy")
-        out.append(ModelScores(name, scores, used, notes))
-    return sorted(out, key=lambda m: m.model_id)
+        benchmarks = [b for b in FEATURE_COLUMNS if b in scores]
+        differences = HS.compare(res, benchmarks)
+        notes = list(res.notes) + ([c] if "math_lvl5" in scores and (c := HS.math_caveat(res)) else [])
+        out.append(ModelScores(res.model_id, scores, [r.path for r in res.runs], notes,
+                               lost + [d.text() for d in differences], HS.provenance(res, benchmarks, differences)))
+    return out
 
 
-def scores_from_results(res: _Results) -> tuple[dict[str, float], list[str]]:
-    """Canonical scores (points) from one model's task results, and notes for stderr."""
+def scores_from_results(res: H.ModelResults) -> tuple[dict[str, float], list[str]]:
+    """Canonical scores (points) from one model's task results, and what could not be scored (task, metric)."""
     scores: dict[str, float] = {}
-    notes: list[str] = []
-    prompt = res.metric("leaderboard_ifeval", "prompt_level_strict_acc,none")
-    inst = res.metric("leaderboard_ifeval", "inst_level_strict_acc,none")
-    if prompt is not None and inst is not None:
-        scores["ifeval"] = (prompt + inst) / 2.0 * 100.0
+    lost: list[str] = []
+    if "leaderboard_ifeval" in res.tasks:
+        keys = ("prompt_level_strict_acc,none", "inst_level_strict_acc,none")
+        values = [res.metric("leaderboard_ifeval", k) for k in keys]
+        if None in values:
+            lost.append(_lacks(res, "leaderboard_ifeval", keys[values.index(None)], "ifeval"))
+        else:
+            scores["ifeval"] = sum(values) / 2.0 * 100.0
     for name, table in (("bbh", BBH_CHOICES), ("musr", MUSR_CHOICES)):
-        value = _subtask_mean(res, f"leaderboard_{name}_", table)
+        value = _subtask_mean(res, f"leaderboard_{name}_", table, name, lost)
         if value is not None:
             scores[name] = value
     for name, group, metric, subtasks in (
@@ -245,15 +142,14 @@ def scores_from_results(res: _Results) -> tuple[dict[str, float], list[str]]:
         ("math_lvl5", "leaderboard_math_hard", "exact_match,none", [f"leaderboard_math_{s}_hard" for s in MATH_SUBTASKS]),
         ("mmlu_pro", "leaderboard_mmlu_pro", "acc,none", []),
     ):
-        raw = res.metric(group, metric)
+        raw, before = res.metric(group, metric), len(lost)
         if raw is None and subtasks:
-            raw = _weighted_mean(res, subtasks, metric, group)
+            raw = _weighted_mean(res, subtasks, metric, group, name, lost)
         if raw is not None:
             scores[name] = normalise(raw, LOWER_BOUND[name])
-    if "math_lvl5" in scores:
-        notes.append("math_lvl5 is the harness's exact_match; the leaderboard's final export re-scored MATH with "
-                     "Math-Verify (~4.7 points higher on average)")
-    for name, (task, metrics, shots) in V1_TASKS.items():
+        elif group in res.tasks and len(lost) == before:
+            lost.append(_lacks(res, group, metric, name))
+    for name, (task, metrics) in V1_TASKS.items():
         raw = next((v for k in metrics if (v := res.metric(task, k)) is not None), None)
         if name == "mmlu":
             subjects = sorted(t for t in res.tasks if t.startswith("mmlu_") and t not in _MMLU_CATEGORIES
@@ -261,61 +157,82 @@ def scores_from_results(res: _Results) -> tuple[dict[str, float], list[str]]:
             if len(subjects) == 57:
                 raw = sum(res.metric(t, "acc,none") for t in subjects) / 57.0
             elif raw is not None:
-                notes.append("mmlu: the 57 subjects are not in the results; used the harness's size-weighted mmlu group")
-        if raw is None:
-            continue
-        scores[name] = raw * 100.0
-        given = res.n_shot.get(task)
-        if given not in (None, shots, str(shots)):
-            notes.append(f"{task} ran {given}-shot; leaderboard v1 used {shots}-shot")
-    return scores, notes
+                res.notes.append("mmlu: the 57 subjects are not in the results; used the harness's size-weighted mmlu group")
+        if raw is not None:
+            scores[name] = raw * 100.0
+        elif task in res.tasks:
+            lost.append(_lacks(res, task, " or ".join(repr(m) for m in metrics), name, quoted=True))
+    return scores, lost
 
 
-def _subtask_mean(res: _Results, prefix: str, choices: dict[str, int]) -> float | None:
+def _lacks(res: H.ModelResults, task: str, metric: str, name: str, *, quoted: bool = False) -> str:
+    """A task present without the metric a benchmark needs: say which, what it has, and that it stays missing."""
+    has = [k for k in res.tasks[task] if "," in k and "_stderr" not in k][:3]
+    wanted = metric if quoted else repr(metric)
+    return (f"{task} in {res.where(task).name} has no {wanted} (it has {', '.join(has) or 'no metric'}): "
+            f"{name} left missing")
+
+
+def _subtask_mean(res: H.ModelResults, prefix: str, choices: dict[str, int], name: str, lost: list[str]) -> float | None:
     present = [s for s in choices if prefix + s in res.tasks]
     if not present:
         return None
     missing = sorted(set(choices) - set(present))
     if missing:
-        where = res.where[prefix + present[0]]
         raise DataError(
-            f"{where}: {prefix}* has {len(present)} of {len(choices)} subtasks (missing {', '.join(missing[:3])}); "
-            f"the leaderboard score needs all of them: run the whole {prefix.rstrip('_')} group"
+            f"{res.where(prefix + present[0])}: {prefix}* has {len(present)} of {len(choices)} subtasks (missing "
+            f"{', '.join(missing[:3])}); the leaderboard score needs all of them: run the whole {prefix.rstrip('_')} group"
         )
     values = []
     for s, k in choices.items():
         raw = res.metric(prefix + s, "acc_norm,none")
         if raw is None:
-            raise DataError(f"{res.where[prefix + s]}: results.{prefix}{s} has no 'acc_norm,none'")
+            lost.append(_lacks(res, prefix + s, "acc_norm,none", name))
+            return None
         values.append(normalise(raw, 1.0 / k))
     return sum(values) / len(values)
 
 
-def _weighted_mean(res: _Results, subtasks: list[str], metric: str, group: str) -> float | None:
+def _weighted_mean(res: H.ModelResults, subtasks: list[str], metric: str, group: str, name: str,
+                   lost: list[str]) -> float | None:
     present = [t for t in subtasks if t in res.tasks]
     if not present:
         return None
-    if len(present) < len(subtasks) or any(t not in res.n_samples for t in subtasks):
+    if len(present) < len(subtasks) or any(res.effective(t) is None for t in subtasks):
         raise DataError(
-            f"{res.where[present[0]]}: no {group} score and not all {len(subtasks)} subtasks with their n-samples "
+            f"{res.where(present[0])}: no {group} score and not all {len(subtasks)} subtasks with their n-samples "
             f"to compute it; run the whole {group} group"
         )
-    total = sum(res.n_samples[t] for t in subtasks)
-    return sum(res.metric(t, metric) * res.n_samples[t] for t in subtasks) / total
+    raws = {t: res.metric(t, metric) for t in subtasks}
+    if (gone := next((t for t, v in raws.items() if v is None), None)) is not None:
+        lost.append(_lacks(res, gone, metric, name))
+        return None
+    total = sum(res.effective(t) for t in subtasks)
+    return sum(raws[t] * res.effective(t) for t in subtasks) / total
 
 
 # --------------------------------------------------------------------------------------------------
-# Writing FEATURES.csv: atomic, merging with an existing file
+# Writing FEATURES.csv: atomic, merging with an existing feature table
 
 
-def ingest(results: str | Path, out: str | Path, *, model_id: str | None = None,
+def ingest(results: str | Path, out: str | Path, *, model_id: str | None = None, strict: bool = False,
            note: Callable[[str], None] = lambda s: None) -> list[ModelScores]:
-    """Read harness results and write/update ``out`` (rows of other models kept; nothing half-written)."""
+    """Read harness results and write/update ``out`` (rows of other models kept; nothing half-written).
+
+    ``strict``: a setting unlike the leaderboard's, or a benchmark lost to a missing metric, is an error
+    (nothing written) instead of a note."""
+    out = Path(out)
+    existing = _existing_features(out)
     models = read_results(results, model_id=model_id)
+    if strict and (bad := [(m, d) for m in models for d in m.differences]):
+        m, first = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DataError(f"{m.files[-1]}: {m.model_id}: {first}{more}; --strict refuses results unlike the "
+                        "leaderboard's (leave out --strict to ingest them with notes)")
     for m in models:
-        for message in m.notes:
+        for message in [*m.differences, *m.notes]:
             note(f"{m.model_id}: {message}")
-    write_features(Path(out), models)
+    write_features(out, models, existing)
     return models
 
 
@@ -323,13 +240,28 @@ def _cell(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.12g}"
 
 
-def write_features(out: Path, models: list[ModelScores]) -> None:
-    """Write the models' rows (``scale`` = percent, so ``rank`` never guesses their unit); an existing
-    file keeps its other rows and columns, and an updated row keeps the cells ingest does not compute."""
-    header = ["model_id", *FEATURE_COLUMNS, S.SCALE_COLUMN]
+def _existing_features(out: Path) -> Table | None:
+    """The table at ``out`` when it exists: it must be a feature table (model_id, features, ``scale``,
+    ``lm_eval_*``), so that a label or candidates file is never given feature columns and unlabelled rows."""
+    if not out.exists():
+        return None
+    table = read_table(out)
+    table.column("model_id")
+    known = {"model_id", S.SCALE_COLUMN, *F.SPECS, *F.DERIVED, *HS.PROVENANCE_COLUMNS}
+    other = [c for c in table.header if c not in known and not F.is_presence(c) and not F.is_probe_extra(c)]
+    if other:
+        raise DataError(f"{out}: not a feature table (its columns {', '.join(repr(c) for c in other[:4])} are not "
+                        "features); ingest writes or updates feature tables only: give --out a new file")
+    return table
+
+
+def write_features(out: Path, models: list[ModelScores], table: Table | None = None) -> None:
+    """Write the models' rows (``scale`` = percent, so ``rank`` never guesses their unit; ``lm_eval_*``
+    say how they were run); an existing feature table keeps its other rows and columns, and an updated
+    row keeps the cells ingest does not compute."""
+    header = ["model_id", *FEATURE_COLUMNS, S.SCALE_COLUMN, *HS.PROVENANCE_COLUMNS]
     rows: dict[str, dict[str, str]] = {}
-    if out.exists():
-        table = read_table(out)
+    if table is not None:
         j = table.column("model_id")
         header = table.header + [c for c in header if c not in table.header]
         for r in table.rows:
@@ -340,6 +272,7 @@ def write_features(out: Path, models: list[ModelScores]) -> None:
         for name, value in m.scores.items():
             row[name] = _cell(value)
         row[S.SCALE_COLUMN] = "percent"
+        row.update(m.settings)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)

@@ -17,8 +17,11 @@ by ``predictor.data.ingest``). It is compared with the current features — the 
 * regression: the leave-one-lineage-out Spearman of the predictor on the labelled models drops by more
   than ``eval_drop`` (default 0.05) when they get the dump's features.
 
-It also reports models added and removed, missing benchmarks, ids the snapshot does not know, and the
-top-k of each size bucket (<3B, 3-6B, >=6B) before and after, ranked with the shipped predictor.
+It also reports models added and removed, missing benchmarks, ids the snapshot does not know, the
+top-k of each size bucket (<3B, 3-6B, >=6B) before and after, ranked with the shipped predictor, and
+where the dump's numbers came from: for lm-eval results and the feature rows ``basepick ingest``
+wrote, how lm-eval ran them (version, backend, dtype, chat template, few-shot as turns, shots, task
+versions) and whether that matches the leaderboard's settings (``provenance``; differences are notes).
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from predictor.data import features as F
+from predictor.data import harness_settings as HS
 from predictor.data import labels as LB
 from predictor.data import shipped as D
-from predictor.data.dump import BENCHMARKS, FEATURES, V2_CSV, Dump, load_dump
+from predictor.data.dump import BENCHMARKS, FEATURES, HARNESS, V2_CSV, Dump, load_dump
 from predictor.errors import BasepickError
 
 SCHEMA_VERSION = 1
@@ -115,6 +119,7 @@ def check(dump_path: str | Path, *, against: str | Path | None = None, tolerance
         "tolerance": {"points": tolerance.points, "max_changed": tolerance.max_changed,
                       "max_removed": tolerance.max_removed, "eval_drop": tolerance.eval_drop},
         "validation": validation,
+        "provenance": _provenance(dump),
         "diff": diff,
         "top_k": _top_k(before, pool_before, after, pool_after, top_k, recipe),
         "evaluation": _evaluation(before, after, recipe, tolerance, failures, notes),
@@ -148,6 +153,15 @@ def _validation(dump: Dump, shipped: D.Snapshot, failures: list[str]) -> dict:
         "missing": missing,  # benchmark → number of the dump's models without it
         "unknown_ids": unknown[:SHOWN], "n_unknown_ids": len(unknown),
     }
+
+
+def _provenance(dump: Dump) -> dict:
+    """Where the dump's numbers came from: the source, and how lm-eval ran each row that says so."""
+    source = {V2_CSV: "an Open LLM Leaderboard v2 export", HARNESS: "lm-evaluation-harness results",
+              FEATURES: "a feature table"}[dump.kind]
+    differs = [p for p in dump.provenance if p.get("lm_eval_settings", HS.MATCHES) != HS.MATCHES]
+    return {"source": source, "lm_eval_rows": len(dump.provenance), "unlike_leaderboard": len(differs),
+            "rows": dump.provenance[:SHOWN]}
 
 
 def _diff(dump: Dump, before: D.Snapshot, pool: list[str], full: bool, tol: Tolerance, failures: list[str]) -> dict:

@@ -14,6 +14,9 @@ Predictions come from the ranking method the artifact chose for the recipe and t
 - ``given_unused``: columns the file gives that the method does not read (said, never dropped silently).
 - ``gain_vs_default``: predicted points over the study's default, the Llama-3.x of the same bucket.
 - ``weights``: per-section predictions combined as a weighted mean; residuals combine the same way.
+- ``unrankable``: candidates with none of the method's inputs are not ranked (nothing to predict
+  from) but listed after the ranking, each with the one command that produces its features
+  (``predictor.data.candidates.split``); ``Ranking.check_ranked`` refuses a ranking of no candidate.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from predictor.data import features as F
-from predictor.data.candidates import GIVEN, MISSING, SNAPSHOT, Candidates, ids_only
+from predictor.data.candidates import GIVEN, MISSING, SNAPSHOT, Candidates, Unrankable, ids_only, split
 from predictor.data.labels import SECTIONS
 from predictor.data.shipped import Snapshot
 from predictor.errors import DataError
@@ -32,7 +35,7 @@ from predictor.models.artifact import Bundle
 from predictor.models.baselines import DEFAULT_LLAMA
 from predictor.models.methods import POOL, RUNS, inputs, method_name
 from predictor.models.metrics import interval_halfwidth
-from predictor.models.uncertainty import widening
+from predictor.models.uncertainty import MIN_INPUTS, input_groups, widening
 
 N_DRAWS = 2000
 
@@ -123,6 +126,16 @@ class Objective:
         names = list(dict.fromkeys(n for _, m in self.parts for n in inputs(m) + ["params_b"]))
         return [n for n in names if n not in F.DERIVED]
 
+    def input_groups(self) -> list[list[str]]:
+        """The method's inputs grouped as its widening is measured: a candidate needs ``MIN_INPUTS`` of them."""
+        groups = []
+        for _, m in self.parts:
+            stored = ((m.calibration_ or {}).get("missing") or {}).get("groups")
+            for group in stored or input_groups(inputs(m)):
+                if group not in groups:
+                    groups.append(group)
+        return groups
+
     def widening(self, columns, ids: list[str]) -> np.ndarray:
         """(N,) interval widening for missing inputs: the largest over the parts (uncertainty.widening)."""
         return np.max([widening(m.calibration_, columns, ids) for _, m in self.parts], axis=0)
@@ -144,6 +157,7 @@ class Ranked:
     features: dict[str, list[str]]  # given | snapshot | missing → feature names the model uses
     given_unused: list[str] = field(default_factory=list)  # columns the file gives that the method does not use
     interval_widening: float = 1.0  # interval factor for missing inputs (uncertainty.widening)
+    harness: dict[str, str] | None = None  # how lm-eval made its given scores (ingest's lm_eval_* cells), if it did
 
     def to_json(self) -> dict:
         def num(x: float, nd: int = 2):
@@ -164,6 +178,7 @@ class Ranked:
             "features": self.features,
             "given_unused": self.given_unused,
             "interval_widening": self.interval_widening,
+            "harness": self.harness,
         }
 
 
@@ -176,6 +191,7 @@ class Ranking:
     top_k: int
     candidates: list[Ranked]
     notes: list[str] = field(default_factory=list)  # for stderr
+    unrankable: list[Unrankable] = field(default_factory=list)  # lack the method's inputs: how to get them
 
     def to_json(self) -> dict:
         return {
@@ -186,7 +202,24 @@ class Ranking:
             "interval_level": self.level,
             "top_k": self.top_k,
             "candidates": [c.to_json() for c in self.candidates],
+            "unrankable": [u.to_json() for u in self.unrankable],
         }
+
+    def check_ranked(self) -> None:
+        """A ranking of no candidate is an error (exit 2) naming why; its unrankable list says what to run."""
+        if not self.candidates:
+            first = self.unrankable[0]
+            more = f" and {len(self.unrankable) - 1} more" if len(self.unrankable) > 1 else ""
+            raise DataError(f"no candidate can be ranked by {self.method}: {first.model_id!r}{more} lack all its inputs "
+                            f"({', '.join(first.missing[:6])}); the commands listed produce them, e.g. {first.command}")
+
+    def refuse_unrankable(self) -> None:
+        """``--strict``: any candidate without the method's inputs is an error naming it and its command."""
+        if self.unrankable:
+            first = self.unrankable[0]
+            more = f" (and {len(self.unrankable) - 1} more)" if len(self.unrankable) > 1 else ""
+            raise DataError(f"{first.model_id!r} lacks every input of {self.method} ({', '.join(first.missing[:6])}): "
+                            f"{first.reason}{more}; get them with: {first.command} (--strict refuses a partial ranking)")
 
 
 def rank(
@@ -202,20 +235,30 @@ def rank(
     top_k: int = 3,
     snapshot: Snapshot | None = None,
     seed: int = 0,
+    features_file: str = "features.csv",
 ) -> Ranking:
-    """Predict every candidate, sort by prediction (descending; ties by id), keep the top N."""
+    """Predict every candidate that has what the method needs, sort by prediction (descending; ties by
+    id), keep the top N; list the others with the command that writes their features to ``features_file``."""
     objective = Objective.build(bundle, recipe, target, weights)
-    params = candidates.columns["params_b"]
     keep = np.ones(len(candidates), dtype=bool)
     notes = []
     if max_params is not None:  # nominal sizes: an 8.03B "-8B" model passes --max-params 8
-        nominal = np.array([F.nominal_size(m, p) for m, p in zip(candidates.ids, params)])
+        nominal = np.array([F.nominal_size(m, p) for m, p in zip(candidates.ids, candidates.columns["params_b"])])
         keep &= ~(nominal > max_params)
         if (unknown := int(np.isnan(nominal[keep]).sum())):
             notes.append(f"{unknown} candidate(s) with unknown size kept under --max-params")
-    rows = np.flatnonzero(keep)
-    if rows.size == 0:
+    if not keep.any():
         raise DataError(f"no candidate has at most {max_params:g}B parameters (nominal size); raise --max-params")
+    candidates = candidates.subset(np.flatnonzero(keep))
+    rankable, unrankable = split(candidates, objective.input_groups(), MIN_INPUTS, features_file)
+    if unrankable:
+        notes.append(f"{len(unrankable)} candidate(s) lack every input of {objective.method}: listed after the ranking "
+                     "with the command that produces their features")
+    if rankable.size == 0:
+        return Ranking(recipe=recipe, target=objective.name, method=objective.method, level=level, top_k=top_k,
+                       candidates=[], notes=notes, unrankable=unrankable)
+    params = candidates.columns["params_b"]
+    rows = rankable
     columns = {k: v[rows] for k, v in candidates.columns.items()}
     members = np.clip(objective.members(columns), 0.0, 100.0)  # (n_bags, n) points
     predicted = members.mean(axis=0)
@@ -265,6 +308,7 @@ def rank(
                 features=sources,
                 given_unused=unused,
                 interval_widening=round(float(wider[j]), 3),
+                harness=candidates.harness[i] if candidates.harness else None,
             )
         )
     method_inputs = {n for _, m in objective.parts for n in inputs(m)}
@@ -284,7 +328,7 @@ def rank(
             "extrapolate (marked '*')"
         )
     return Ranking(recipe=recipe, target=objective.name, method=objective.method, level=level, top_k=top_k,
-                   candidates=out, notes=notes)
+                   candidates=out, notes=notes, unrankable=unrankable)
 
 
 def top_k_odds(members: np.ndarray, residuals: np.ndarray, k: int, rng: np.random.Generator,

@@ -9,6 +9,7 @@ import math
 import os
 import sys
 
+from predictor.data.harness_settings import describe
 from predictor.jobs.rank import Ranking
 
 FORMATS = ("table", "json", "csv")
@@ -36,7 +37,7 @@ def to_json(payload: dict) -> str:
     return json.dumps(payload, allow_nan=False, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def _provenance(features: dict[str, list[str]]) -> str:
+def _provenance(features: dict[str, list[str]], harness: dict[str, str] | None = None) -> str:
     parts = []
     if features["given"]:
         parts.append(f"given {len(features['given'])}")
@@ -44,6 +45,8 @@ def _provenance(features: dict[str, list[str]]) -> str:
         parts.append(f"snapshot {len(features['snapshot'])}")
     if features["missing"]:
         parts.append("missing " + ",".join(features["missing"]))
+    if harness:
+        parts.append(describe(harness))
     return " · ".join(parts)
 
 
@@ -54,9 +57,15 @@ def _drivers(drivers: list[dict]) -> str:
 def ranking_table(ranking: Ranking, file=None) -> None:
     """The ranked candidates as two tables keyed by rank, legible at 80 columns: the decision (model id,
     prediction, interval, P(top k)) first, titled with the ranking method the artifact chose, then per
-    candidate the gain over the default, size, drivers and feature sources; a legend explains every column."""
+    candidate the gain over the default, size, drivers and feature sources; a legend explains every column.
+    Candidates the method cannot rank follow, each with the command that produces their features."""
     from rich import box
     from rich.table import Table
+
+    out = console(file)
+    if not ranking.candidates:
+        unrankable_list(ranking, out)
+        return
 
     def table(title: str, columns: list[tuple[str, str]]) -> Table:
         t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
@@ -76,12 +85,26 @@ def ranking_table(ranking: Ranking, file=None) -> None:
                      "" if math.isnan(c.p_top_k) else f"{c.p_top_k:.2f}")
         details.add_row(str(c.rank), "" if c.gain_vs_default is None else f"{c.gain_vs_default['points']:+.1f}",
                         "?" if math.isnan(c.params_b) else f"{c.params_b:g}B",
-                        _drivers(c.drivers), _provenance(c.features))
-    out = console(file)
+                        _drivers(c.drivers), _provenance(c.features, c.harness))
     out.print(main)
     out.print(details)
     for line in rank_legend(ranking):
         out.print(line)
+    unrankable_list(ranking, out)
+
+
+def unrankable_list(ranking: Ranking, out) -> None:
+    """The candidates the method cannot rank: why, and the command that gets their features (unwrapped, so
+    that it can be copied)."""
+    if not ranking.unrankable:
+        return
+    out.print(f"Not ranked: {len(ranking.unrankable)} candidate(s) without any input of {ranking.method} "
+              f"({', '.join(ranking.unrankable[0].missing)}). Each command runs lm-evaluation-harness with the "
+              "Open LLM Leaderboard v2 settings and ingests the results (examples/lm-eval/README.md); then rank again.")
+    for u in ranking.unrankable:
+        out.print(f"{u.model_id}: {u.reason}; chat template {'yes' if u.chat_template else 'no'} ({u.chat_template_why})",
+                  markup=False, highlight=False)
+        out.print(f"  {u.command}", markup=False, highlight=False, soft_wrap=True)
 
 
 def rank_legend(ranking: Ranking) -> list[str]:
@@ -105,7 +128,8 @@ def ranking_csv(ranking: Ranking) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(
         ["rank", "model_id", "predicted", "low", "high", "p_top_k", "size_bucket", "params_b",
-         "outside_labelled_range", "gain_vs_default", "drivers", "given", "snapshot", "missing"]
+         "outside_labelled_range", "gain_vs_default", "drivers", "given", "snapshot", "missing", "harness",
+         "status", "command"]
     )
     for c in ranking.candidates:
         row = c.to_json()
@@ -115,7 +139,10 @@ def ranking_csv(ranking: Ranking) -> str:
              str(row["outside_labelled_range"]).lower(),
              "" if row["gain_vs_default"] is None else row["gain_vs_default"]["points"], _drivers(c.drivers)]
             + [";".join(c.features[k]) for k in ("given", "snapshot", "missing")]
+            + [describe(c.harness) if c.harness else "", "ranked", ""]
         )
+    for u in ranking.unrankable:  # status "unrankable": the JSON's "unrankable" list, one row each
+        writer.writerow(["", u.model_id] + [""] * 11 + [";".join(u.missing), "", "unrankable", u.command])
     return buf.getvalue()
 
 
@@ -208,6 +235,12 @@ def check_report(report: dict, file=None) -> None:
               f"{v['n_params_contradicting_name']} size(s) contradicting the name")
     for item in v["invalid"]:
         out.print(f"  row {item['row']} {item['model_id'][:50]} {item['column']}: {item['problem']}")
+    p = report["provenance"]
+    out.print(f"source: {p['source']}" + (f"; {p['lm_eval_rows']} row(s) say how lm-eval ran them, "
+                                          f"{p['unlike_leaderboard']} unlike the leaderboard's settings"
+                                          if p["lm_eval_rows"] else ""), markup=False)
+    for row in p["rows"]:
+        out.print(f"  {row['model_id'][:50]}: {describe(row)}", markup=False)
     if v["missing"]:
         out.print("missing benchmarks: " + ", ".join(f"{k} {n}" for k, n in v["missing"].items()))
     basis = (f"current pool {diff['current_models']} = in both + removed" if diff["removals_counted"]
