@@ -48,7 +48,7 @@ VERSIONS = {
     "mmlu_pro": {"0.1": "the leaderboard's fork and lm-eval >= 0.4.4"},
 }
 # Measured in the shipped snapshot: the 23 models it holds evaluated both with and without the chat
-# template (tests/test_harness_settings.py recomputes these).
+# template (tests/test_harness.py recomputes these).
 TEMPLATE_EFFECT = ("with the template IFEval moves by a median +16.8 points (-14.3 to +48.4), MuSR -2.4, GPQA -1.3 "
                    "over the 23 models the leaderboard evaluated both ways")
 SCRIPT = "examples/lm-eval/leaderboard_v2.sh"
