@@ -23,6 +23,7 @@ from predictor.data.dataset import (
 )
 from predictor.errors import DataError
 from predictor.evals import budget as BU
+from predictor.evals import calibration as CA
 from predictor.models import baselines as B
 from predictor.models import methods as Mt
 from predictor.models import metrics as M
@@ -89,6 +90,7 @@ class Evaluation:
     verdict: list[str] = field(default_factory=list)  # plain sentences: does the predictor beat the baselines?
     chosen_method: str | None = None  # what `fit` would rank with (predictor.models.methods.choose), with --budget
     budget: object | None = field(default=None, repr=False)  # budget.BudgetResult, with --budget
+    calibration: object | None = field(default=None, repr=False)  # calibration.CalibrationResult, with --calibration
 
     def method(self, name: str) -> MethodResult:
         return next(m for m in self.methods if m.name == name)
@@ -115,6 +117,7 @@ class Evaluation:
             ],
             "verdict": self.verdict,
             **({"chosen_method": self.chosen_method, "budget": self.budget.to_json()} if self.budget else {}),
+            **({"calibration": self.calibration.to_json()} if self.calibration else {}),
         }
 
 
@@ -135,13 +138,15 @@ def evaluate(
     budget: int | None = None,
     pool_size: int = 12,
     n_pools: int = 40,
+    calibration: bool = False,
 ) -> Evaluation:
     """Evaluate the predictor (and baselines) out of fold; metrics with lineage-bootstrap intervals.
 
     When feature files give presence_* columns for labelled models, the predictor is evaluated with
     them (first row) and without them (second row); with baselines, also with pretrain_tokens_t and
     post_training, which it does not use. ``budget``: also simulate the budgeted decision
-    (predictor.evals.budget) and name the ranking method ``fit`` would choose.
+    (predictor.evals.budget) and name the ranking method ``fit`` would choose. ``calibration``: also
+    check rank's and plan's stated uncertainty out of pool (predictor.evals.calibration).
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -150,6 +155,8 @@ def evaluate(
     require_folds(ds, split, "evaluate", seed)
     if budget is not None:
         BU.check_sizes(len(ds.y), budget, pool_size)  # before the slow part
+    if calibration:
+        CA.check_sizes(len(ds.y), pool_size)
     config = with_presence(base_config, ds.columns)
     methods = {PREDICTOR: predictor_method(config)}
     if config != base_config:
@@ -188,6 +195,8 @@ def evaluate(
         ev.chosen_method = Mt.choose(ds, base_config, seed=seed, oof=oof).name
         ev.budget = BU.simulate(ds, budget=budget, pool_size=pool_size, n_pools=n_pools, n_boot=n_boot, seed=seed,
                                 config=base_config)
+    if calibration:
+        ev.calibration = CA.simulate(ds, pool_size=pool_size, n_pools=n_pools, level=level, seed=seed, config=base_config)
     return ev
 
 

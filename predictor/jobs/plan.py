@@ -27,6 +27,7 @@ from predictor.data.lineage import lineage_of
 from predictor.data.tables import Table, read_table
 from predictor.errors import ArtifactError, DataError
 from predictor.models import bayes as Y
+from predictor.models import predictive as P
 from predictor.models.artifact import Bundle
 from predictor.models.methods import method_name
 from predictor.models.uncertainty import widening
@@ -126,10 +127,11 @@ def plan(
     cal = model.calibration_ or {}
     if "residual_sd" not in cal or "lineage_correlation" not in cal:
         raise ArtifactError("this predictor stores no residual scale or lineage correlation; refit it with `basepick fit`")
-    sd = cal["residual_sd"] * widening(cal, table.columns, table.ids)  # (N,) points
+    wider = widening(cal, table.columns, table.ids)  # (N,) >= 1 for missing inputs
     _, group = np.unique([g for g, _ in lineages], return_inverse=True)
     values = np.array([measured.get(i, np.nan) for i in table.ids])
-    belief = Y.Belief(np.clip(model.predict(table.columns), 0.0, 100.0), sd, group, cal["lineage_correlation"], values)
+    belief = P.plan_belief(model.predict(table.columns), cal, wider, group, values)
+    sd = belief.sd
 
     rng = np.random.default_rng(seed)
     draws = belief.draws(Y.N_DRAWS, rng)  # (D, N) shared by the batch choice and the odds

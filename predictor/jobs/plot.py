@@ -1,5 +1,6 @@
-"""Plots (matplotlib, the `plot` extra, imported lazily): `evaluate --plot` (predicted vs measured, or with
---budget regret vs runs per policy) and `rank --plot` (a forest plot)."""
+"""Plots (matplotlib, the `plot` extra, imported lazily): `evaluate --plot` (predicted vs measured; with
+--budget regret vs runs per policy; with --calibration stated vs observed probabilities) and `rank --plot`
+(a forest plot)."""
 
 from __future__ import annotations
 
@@ -147,5 +148,52 @@ def budget_plot(ev, path: str | Path) -> Path:
     left.legend(fontsize=8)
     fig.suptitle(f"{ev.recipe} recipe: {b.n_pools} random pools of {b.pool_size}, out of fold; bands: 95% "
                  f"bootstrap over pools (chosen method on all labels: {ev.chosen_method})", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def evaluation_figure(ev, path: str | Path) -> Path:
+    """`evaluate --plot`: the reliability plot with --calibration, else regret vs runs with --budget, else
+    predicted vs measured."""
+    if ev.calibration is not None:
+        return reliability_plot(ev, path)
+    return (budget_plot if ev.budget is not None else evaluation_plot)(ev, path)
+
+
+def reliability_plot(ev, path: str | Path) -> Path:
+    """`evaluate --calibration --plot`: stated against observed probability per bin for rank's P(top k) and
+    plan's P(best) (marker area: cases), beside the interval's coverage for the top-ranked and the rest."""
+    plt = _pyplot()
+    c = ev.calibration
+    f = c.figures()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
+    left.plot([0, 1], [0, 1], color="0.4", linewidth=0.8, linestyle="--", label="perfect calibration")
+    for key, label, marker in (("p_top_k", f"rank: P(top {c.top_k})", "o"), ("p_best", "plan: P(best)", "s")):
+        rows = f[key]
+        sizes = [12 + 200 * r["n"] / max(x["n"] for x in rows) for r in rows]
+        left.plot([r["stated"] for r in rows], [r["observed"] for r in rows], linewidth=1, alpha=0.6)
+        left.scatter([r["stated"] for r in rows], [r["observed"] for r in rows], s=sizes, marker=marker, label=label,
+                     zorder=3, edgecolor="white")
+        for r in rows:
+            left.annotate(str(r["n"]), (r["stated"], r["observed"]), fontsize=7, xytext=(4, -9),
+                          textcoords="offset points", color="0.35")
+    left.set_xlim(-0.02, 1.02)
+    left.set_ylim(-0.02, 1.02)
+    left.set_xlabel("stated probability (bin mean)")
+    left.set_ylabel("observed share")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8, loc="upper left")
+    cov = f["interval_coverage"]
+    groups = [f"top {c.top_k} ranked\n(n={cov['n_top_k']})", f"the rest\n(n={cov['n_rest']})"]
+    right.bar(groups, [cov["top_k"] or 0.0, cov["rest"] or 0.0], color=["tab:red", "tab:blue"], alpha=0.7)
+    right.axhline(c.level, color="0.3", linestyle="--", linewidth=0.8, label=f"nominal {c.level:.0%}")
+    right.set_ylim(0, 1)
+    right.set_ylabel("interval coverage")
+    res = f["mean_residual"]
+    right.set_title(f"mean residual (measured − shown): top {c.top_k} {res['top_k']:+.2f}, rest "
+                    f"{res['rest']:+.2f} points", fontsize=9)
+    right.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"{ev.recipe} recipe: {c.n_pools} random pools of {c.pool_size}, each fitted and calibrated "
+                 f"outside the pool (seed {c.seed})", fontsize=10)
     fig.tight_layout()
     return _save(fig, Path(path))

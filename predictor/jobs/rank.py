@@ -28,13 +28,11 @@ from predictor.data.candidates import GIVEN, MISSING, SNAPSHOT, Candidates, ids_
 from predictor.data.labels import SECTIONS
 from predictor.data.shipped import Snapshot
 from predictor.errors import DataError
+from predictor.models import predictive as P
 from predictor.models.artifact import Bundle
 from predictor.models.baselines import DEFAULT_LLAMA
 from predictor.models.methods import POOL, RUNS, inputs, method_name
-from predictor.models.metrics import interval_halfwidth
 from predictor.models.uncertainty import widening
-
-N_DRAWS = 2000
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -226,8 +224,7 @@ def rank(
         notes.append("this predictor stores no calibration residuals: no intervals or top-k odds (refit it)")
         half, p_top = np.full(len(rows), math.nan), np.full(len(rows), math.nan)
     else:
-        half = interval_halfwidth(residuals, level) * wider  # (n,) points
-        p_top = top_k_odds(members, residuals, top_k, np.random.default_rng(seed), scale=wider)
+        _, half, p_top = P.rank_numbers(members, residuals, wider, level, top_k, seed)
     defaults = _default_predictions(objective, snapshot)
     labelled = bundle.metadata.get("labelled", {}).get(recipe, {})
     low_p, high_p = labelled.get("params_b_range", [math.nan, math.nan])
@@ -285,30 +282,6 @@ def rank(
         )
     return Ranking(recipe=recipe, target=objective.name, method=objective.method, level=level, top_k=top_k,
                    candidates=out, notes=notes)
-
-
-def top_k_odds(members: np.ndarray, residuals: np.ndarray, k: int, rng: np.random.Generator,
-               scale: np.ndarray | None = None) -> np.ndarray:
-    """(N,) probability of being among the k best: draws of (ensemble member + lineage-out residual).
-
-    ``scale`` (N,) widens a candidate's residuals (missing inputs). Candidates whose best possible draw
-    is below the k-th best worst-case draw can never make the top k; they get exactly 0 and are left
-    out of the simulation (most of a 4,497-model pool).
-    """
-    n_bags, n = members.shape
-    k = min(k, n)
-    scale = np.ones(n) if scale is None else scale
-    best_case = members.max(axis=0) + residuals.max() * scale  # (N,)
-    worst_case = members.min(axis=0) + residuals.min() * scale
-    bar = np.partition(worst_case, n - k)[n - k]  # k-th largest worst case
-    alive = np.flatnonzero(best_case >= bar)
-    pick = rng.integers(0, n_bags, size=N_DRAWS)  # (D,) which member
-    noise = rng.choice(residuals, size=(N_DRAWS, alive.size), replace=True) * scale[alive]  # (D, A) points
-    draws = members[pick][:, alive] + noise  # (D, A)
-    kth = -np.partition(-draws, k - 1, axis=1)[:, k - 1 : k]  # (D, 1) the k-th best value per draw
-    odds = np.zeros(n)
-    odds[alive] = (draws >= kth).mean(axis=0)
-    return odds
 
 
 def _default_predictions(objective: Objective, snapshot: Snapshot | None) -> dict[str, float]:

@@ -157,6 +157,8 @@ def evaluation_table(ev, file=None) -> None:
     out.print(METRIC_LEGEND)
     if ev.budget is not None:
         budget_table(ev, out)
+    if ev.calibration is not None:
+        calibration_table(ev, out)
 
 
 def artifacts_table(summaries: list[dict], file=None) -> None:
@@ -289,3 +291,40 @@ def plan_table(plan, file=None) -> None:
     out.print(f"Residual sd {plan.residual_sd:.2f} points, lineage correlation {plan.lineage_correlation:.2f} "
               "(leave-lineage-out, stored in the predictor).")
 
+
+
+def calibration_table(ev, out) -> None:
+    """`evaluate --calibration`: rank's intervals and P(top k), plan's P(best), checked out of pool."""
+    from rich.table import Table
+
+    c = ev.calibration
+    f = c.figures()
+    k, level = c.top_k, f"{c.level:.0%}"
+    cov, res, high = f["interval_coverage"], f["mean_residual"], f["p_top_k_at_least_half"]
+
+    def pct(x):
+        return "—" if x is None else f"{x:.0%}"
+
+    def pts(x):
+        return "—" if x is None else f"{x:+.2f}"
+
+    def num(x):
+        return "—" if x is None else f"{x:.2f}"
+
+    out.print(f"Calibration out of pool, {ev.recipe} recipe: {c.n_pools} random pools of {c.pool_size} (seed {c.seed}), "
+              "each fitted, chosen and calibrated on the labelled bases outside it only.")
+    out.print(f"{level} interval coverage: {pct(cov['top_k'])} of the {k} top-ranked (n={cov['n_top_k']}), "
+              f"{pct(cov['rest'])} of the rest (n={cov['n_rest']}). Mean residual (measured − shown): "
+              f"{pts(res['top_k'])} points for the {k} top-ranked, {pts(res['rest'])} for the rest.")
+    out.print(f"P(top {k}) stated >= 0.5: {high['n']} cases, mean stated {num(high['stated'])}, observed "
+              f"{num(high['observed'])}.")
+    for key, title in (("p_top_k", f"rank's P(top {k})"), ("p_best", "plan's P(best), nothing measured")):
+        table = Table(title=f"Reliability of {title}: stated vs observed per bin", title_justify="left")
+        for name in ("stated bin", "cases", "mean stated", "observed"):
+            table.add_column(name, justify="right")
+        for row in f[key]:
+            table.add_row(f"{row['bin'][0]:.1f}–{row['bin'][1]:.1f}", str(row["n"]), f"{row['stated']:.3f}",
+                          f"{row['observed']:.3f}")
+        out.print(table)
+    chosen = ", ".join(f"{m} {share:.0%}" for m, share in c.chosen.items())
+    out.print(f"Ranking method chosen inside the pools: {chosen}.")
