@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from predictor.data import dataset as DS
-from predictor.errors import DataError
+from predictor.evals import budget as BU
 from predictor.models import bayes as Y
 from predictor.models import methods as Mt
 from predictor.models import predictive as P
@@ -29,10 +29,10 @@ from predictor.models.calibrate import fit_chosen
 from predictor.models.model import ModelConfig
 from predictor.models.uncertainty import widening
 
-MIN_OUTSIDE = 16  # labelled bases a pool must leave outside it to fit and calibrate on
 BINS = np.round(np.linspace(0.0, 1.0, 11), 2)  # stated-probability bins, [lo, hi); the last includes 1
 HIGH = 0.5  # "stated at least this": the P(top k) a user acts on
 FIT_SEED = RANK_SEED = 0  # the seeds `fit`, `rank` and `plan` use by default
+TOP_K = 3  # P(top k) checked, rank's default
 
 
 @dataclass
@@ -85,12 +85,12 @@ def reliability(stated: np.ndarray, happened: np.ndarray) -> list[dict]:
     return rows
 
 
-def simulate(ds: DS.Dataset, *, pool_size: int = 12, n_pools: int = 40, top_k: int = 3, level: float = 0.8,
+def simulate(ds: DS.Dataset, *, pool_size: int = 12, n_pools: int = 40, top_k: int = TOP_K, level: float = 0.8,
              seed: int = 0, config: ModelConfig | None = None) -> CalibrationResult:
     """What rank and plan would have said about ``n_pools`` random pools, fitted outside each (module doc)."""
     config = config or ModelConfig()
     n = len(ds.y)
-    check_sizes(n, pool_size, top_k)
+    BU.check_sizes(ds.lineage, None, pool_size, smallest=top_k + 1)
     rng = np.random.default_rng(seed)
     shape = (n_pools, pool_size)
     out = {k: np.zeros(shape) for k in ("truth", "shown", "low", "high", "p_top", "p_best")}
@@ -111,23 +111,19 @@ def simulate(ds: DS.Dataset, *, pool_size: int = 12, n_pools: int = 40, top_k: i
     return CalibrationResult(pool_size, n_pools, top_k, level, seed, position=position, chosen=shares, **out)
 
 
-def check_sizes(n: int, pool_size: int, top_k: int = 3) -> None:
-    if not top_k < pool_size <= n - MIN_OUTSIDE:
-        raise DataError(f"--pool-size {pool_size}: must be {top_k + 1} to {max(n - MIN_OUTSIDE, top_k + 1)} to check "
-                        f"calibration ({n} labelled bases, {MIN_OUTSIDE} of which stay outside each pool to fit on)")
-
-
 def speak(model, pool: DS.Dataset, level: float, top_k: int) -> dict[str, np.ndarray]:
     """What rank (shown, low, high, p_top) and plan (p_best, nothing measured) say about a pool, (M,) each."""
     cal = model.calibration_
-    members = np.clip(model.predict_members(pool.columns), 0.0, 100.0)  # (n_bags, M) points
+    calibration = P.Calibration.from_json(cal["predictive"])
     wider = widening(cal, pool.columns, pool.ids)
-    shown, half, p_top = P.rank_numbers(members, np.asarray(cal["residuals"]), wider, level, top_k, RANK_SEED)
     _, group = np.unique(pool.lineage, return_inverse=True)
-    belief = P.plan_belief(model.predict(pool.columns), cal, wider, group, np.full(len(pool.y), np.nan))
+    raw = np.clip(model.predict_members(pool.columns), 0.0, 100.0).mean(axis=0)  # (M,) as rank predicts
+    shown, low, high, p_top = P.rank_view(calibration, raw, wider, group, level, top_k, RANK_SEED)
+    belief = Y.Belief(P.predictive(calibration, np.clip(model.predict(pool.columns), 0.0, 100.0), wider, group),
+                      np.full(len(pool.y), np.nan))  # as plan predicts
     draws = belief.draws(Y.N_DRAWS, np.random.default_rng(RANK_SEED))
-    return {"shown": shown, "low": np.maximum(shown - half, 0.0), "high": np.minimum(shown + half, 100.0),
-            "p_top": p_top, "p_best": Y.odds(belief, [], draws)[0]}
+    return {"shown": shown, "low": np.maximum(low, 0.0), "high": np.minimum(high, 100.0), "p_top": p_top,
+            "p_best": Y.odds(belief, [], draws)[0]}
 
 
 def _true_rank(truth: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from predictor.models.model import ModelConfig
 
 # Bump when a change to fitting makes the same inputs give a different artifact: it enters the
 # content version (predictor.models.artifact.content_version), which hashes inputs, never fitted numbers.
-FIT_FORMAT = 1
+FIT_FORMAT = 2
 
 
 def fit_bundle(

@@ -20,21 +20,24 @@ def require_matplotlib() -> None:
         raise MissingExtraError("plot", "matplotlib")
 
 
+CHOSEN = "as fit chooses (nested)"  # the panel of the method fit would choose, with its intervals
+
+
 def evaluation_plot(ev, path: str | Path) -> Path:
-    """Write a PNG: the predictor with its intervals, then baselines, in the same folds."""
+    """Write a PNG: the method fit would choose (chosen and calibrated inside each fold) with its intervals,
+    then the LightGBM predictor and baselines, in the same folds."""
     plt = _pyplot()
-    names = [ev.methods[0].name] + [m.name for m in ev.methods[1:] if m.name in BESIDE]
+    names = [CHOSEN, ev.methods[0].name] + [m.name for m in ev.methods[1:] if m.name in BESIDE]
     lineages = sorted(set(ev.lineage.tolist()))
     colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(lineages)}
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 5.0), squeeze=False)
     for ax, name in zip(axes[0], names):
-        pred = ev.method(name).predictions
+        pred = ev.interval_pred if name == CHOSEN else ev.method(name).predictions
         known = ~np.isnan(pred)
-        if name == ev.methods[0].name:
+        if name == CHOSEN:
             lo, hi = ev.interval_low, ev.interval_high
-            ok = known & ~np.isnan(lo)
-            ax.errorbar(ev.truth[ok], pred[ok], yerr=[pred[ok] - lo[ok], hi[ok] - pred[ok]], fmt="none",
-                        ecolor="0.75", elinewidth=1, zorder=1)
+            ax.errorbar(ev.truth[known], pred[known], yerr=[pred[known] - lo[known], hi[known] - pred[known]],
+                        fmt="none", ecolor="0.75", elinewidth=1, zorder=1)
         for g in lineages:
             m = known & (ev.lineage == g)
             ax.scatter(ev.truth[m], pred[m], color=colours[g], label=g, s=28, zorder=2, edgecolor="white", linewidth=0.5)
@@ -42,16 +45,18 @@ def evaluation_plot(ev, path: str | Path) -> Path:
         if name != "mean OLL v2 score":  # not on RewardBench's scale: no identity line
             ax.plot(lims, lims, color="0.4", linewidth=0.8, linestyle="--", zorder=0)
             ax.set_ylim(lims)
-        m = ev.method(name).metrics
-        mae = "" if np.isnan(m["mae"]) else f", MAE {m['mae']:.2f}"
-        ax.set_title(f"{name}\nρ {m['spearman']:.2f}{mae}, regret@1/bucket {m['regret@1/bucket']:.2f}", fontsize=10)
+        if name == CHOSEN:
+            ax.set_title(f"{name}\n{ev.interval_level:.0%} intervals cover {ev.interval_coverage:.0%}", fontsize=10)
+        else:
+            m = ev.method(name).metrics
+            mae = "" if np.isnan(m["mae"]) else f", MAE {m['mae']:.2f}"
+            ax.set_title(f"{name}\nρ {m['spearman']:.2f}{mae}, regret@1/bucket {m['regret@1/bucket']:.2f}", fontsize=10)
         ax.set_xlim(lims)
         ax.set_xlabel(f"measured RewardBench {ev.target} (points)")
         ax.set_ylabel("mean leaderboard v2 score" if name == "mean OLL v2 score" else "predicted (points)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8, title="lineage", loc="lower right")
-    fig.suptitle(f"{ev.recipe} recipe, {ev.split} split: out-of-fold predictions "
-                 f"({ev.interval_level:.0%} intervals, coverage {ev.interval_coverage:.0%})", fontsize=11)
+    fig.suptitle(f"{ev.recipe} recipe, {ev.split} split: out-of-fold predictions", fontsize=11)
     fig.tight_layout()
     return _save(fig, Path(path))
 

@@ -72,6 +72,8 @@ def ranking_table(ranking: Ranking, file=None) -> None:
                         "?" if math.isnan(c.params_b) else f"{c.params_b:g}B",
                         _drivers(c.drivers), _provenance(c.features))
     out = console(file)
+    if ranking.caveat:
+        out.print(ranking.caveat)
     out.print(main)
     out.print(details)
     for line in rank_legend(ranking):
@@ -82,13 +84,16 @@ def rank_legend(ranking: Ranking) -> list[str]:
     level, k = f"{ranking.level:.0%}", ranking.top_k
     return [
         "predicted: RewardBench points (0-100) of a reward model trained from this base, by the ranking method "
-        "named in the title (chosen per recipe and target out of fold); * its size is outside the labelled models' "
-        "sizes, so the prediction extrapolates.",
-        f"interval: {level} prediction interval, the prediction ± the {level} quantile of the method's "
-        "leave-one-lineage-out errors, wider for a candidate that lacks inputs the method uses. "
-        f"P(top {k}): probability of being among the {k} best candidates.",
+        "named in the title (chosen per recipe and target out of fold), recalibrated on its out-of-fold errors; * its "
+        "size is outside the labelled models' sizes, so the prediction extrapolates.",
+        f"interval: {level} prediction interval of the predictive distribution fitted to the method's "
+        "leave-one-lineage-out errors (the prediction is its mean, shrunk where those errors show the method's top "
+        "over-predicted), wider for a candidate that lacks inputs the method uses or lies beyond the labelled "
+        f"predictions. P(top {k}): probability of being among the {k} best candidates, simulated jointly with "
+        "siblings of a lineage correlated.",
         "vs Llama: predicted points over the study's default, the Llama-3.x of the same size bucket (<3B, 3-6B, "
-        ">=6B). size: parameters. drivers: the features that move the prediction most, in points (mean_v2: mean of the six "
+        ">=6B). size: parameters. drivers: the features that move the ranking method's own prediction (before its "
+        "recalibration) most, in points (mean_v2: mean of the six "
         "leaderboard v2 scores; log_params: log of the parameter count). features: where the inputs came from "
         "(given: your file; snapshot: the shipped leaderboards; missing: unknown).",
     ]
@@ -150,8 +155,8 @@ def evaluation_table(ev, file=None) -> None:
         table.add_row(m.name, *cells)
     out = console(file)
     out.print(table)
-    out.print(f"Prediction intervals ({ev.interval_level:.0%} nominal): empirical coverage "
-              f"{ev.interval_coverage:.0%} out of fold.")
+    out.print(f"Prediction intervals ({ev.interval_level:.0%} nominal) of the method fit chooses, chosen and calibrated "
+              f"inside each training fold: empirical coverage {ev.interval_coverage:.0%} out of fold.")
     for line in ev.verdict:
         out.print(line)
     out.print(METRIC_LEGEND)

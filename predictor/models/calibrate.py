@@ -11,6 +11,7 @@ import numpy as np
 from predictor.data import dataset as DS
 from predictor.models import methods as Mt
 from predictor.models import metrics as M
+from predictor.models import predictive as P
 from predictor.models import uncertainty as U
 from predictor.models.model import ModelConfig
 
@@ -19,7 +20,9 @@ def fit_chosen(ds: DS.Dataset, config: ModelConfig, *, seed: int = 0):
     """Fit every ranking method, choose one by leave-lineage-out (predictor.models.methods), calibrate it.
 
     One leave-lineage-out pass per method gives both its out-of-fold predictions and, for every
-    pattern of missing inputs, its predictions with those inputs masked in the held-out rows.
+    pattern of missing inputs, its predictions with those inputs masked in the held-out rows. The
+    chosen method's levels and the measured scores give its predictive distribution
+    (predictor.models.predictive), stored with the data it was fitted from.
     """
     fitted = {name: Mt.fit(name, ds, config) for name in Mt.METHODS}
     groups = {name: U.input_groups(Mt.inputs(model)) for name, model in fitted.items()}
@@ -28,15 +31,16 @@ def fit_chosen(ds: DS.Dataset, config: ModelConfig, *, seed: int = 0):
     model = fitted[choice.name]
     pred = masked[choice.name]
     known = ~np.isnan(pred[0])  # rows a fold predicted (all, unless a lineage holds nearly every row)
-    residuals = ds.y[known] - pred[0, known]
-    order = Mt.rule_order(choice.name, ds, config) if choice.name in Mt.RULES else pred[0]  # a rule: its own order
-    metrics = {**M.selection_metrics(order[known], ds.y[known], ds.bucket[known]), "mae": M.mae(pred[0, known], ds.y[known])}
+    # the level rank sees: a rule ranks by its line fitted on all labels; a learned method, out of fold
+    level = Mt.rule_order(choice.name, ds, config) if choice.name in Mt.RULES else pred[0]
+    metrics = {**M.selection_metrics(level[known], ds.y[known], ds.bucket[known]), "mae": M.mae(pred[0, known], ds.y[known])}
     model.calibration_ = {
         "method": choice.name,
         "ids": [i for i, k in zip(ds.ids, known) if k],
-        "residuals": [round(float(r), 4) for r in residuals],  # measured − predicted, points
-        "residual_sd": round(U.residual_sd(residuals), 4),
-        "lineage_correlation": round(U.lineage_correlation(residuals, ds.lineage[known]), 4),
+        "level": [round(float(v), 4) for v in level[known]],  # the method's prediction as rank makes it, points
+        "measured": [round(float(v), 4) for v in ds.y[known]],  # points
+        "lineage": ds.lineage[known].tolist(),
+        "predictive": P.fit(level[known], ds.y[known], ds.lineage[known]).to_json(),
         "missing": {"groups": groups[choice.name], "ratios": U.masked_ratios(ds.y[known], pred[:, known])},
         "lineage_cv": {k: round(metrics[k], 4) for k in ("spearman", "kendall", "mae", "coverage@5", "regret@1/bucket")},
         # the no-fit rule every method must beat: rank by mean leaderboard v2 score
