@@ -47,6 +47,8 @@ POLICIES = ("plan", "static", "mean score order", "default first", "random", "Li
 LEARNED = (Mt.RIDGE, Mt.PREDICTOR)
 MIN_OUTSIDE = 16  # labelled bases a pool must leave outside it to fit and calibrate on
 BUCKET_ORDER = (">=6B", "3-6B", "<3B")
+BRACKETS = ("percentile bootstrap over pools: the simulation's sampling error only, not the uncertainty of "
+            "having these ~40 labelled bases (see benchmarks/budget_lineage_jackknife.py)")
 
 
 @dataclass
@@ -83,22 +85,30 @@ class BudgetResult:
 
     def to_json(self) -> dict:
         return {"runs": self.budget, "pool_size": self.pool_size, "pools": self.n_pools,
-                "policies": self.figures(), "chosen_in_pools": self.chosen,
+                "policies": self.figures(), "ci95": BRACKETS, "chosen_in_pools": self.chosen,
                 "median_residual_sd": round(self.sd, 3), "median_lineage_correlation": round(self.rho, 3)}
 
 
+def draw_pools(n: int, pool_size: int, n_pools: int, seed: int) -> list[np.ndarray]:
+    """``n_pools`` random pools of ``pool_size`` of n labelled bases (sorted row indices), seeded."""
+    rng = np.random.default_rng(seed)
+    return [np.sort(rng.choice(n, size=pool_size, replace=False)) for _ in range(n_pools)]
+
+
 def simulate(ds: DS.Dataset, *, budget: int, pool_size: int = 12, n_pools: int = 40, n_boot: int = 1000,
-             seed: int = 0, config: ModelConfig | None = None) -> BudgetResult:
-    """Regret after 1..budget runs of every policy on ``n_pools`` random pools (see the module doc)."""
+             seed: int = 0, config: ModelConfig | None = None, pools: list[np.ndarray] | None = None) -> BudgetResult:
+    """Regret after 1..budget runs of every policy on ``n_pools`` random pools (see the module doc);
+    ``pools`` (row indices) replaces the random ones, unchecked (benchmarks/budget_lineage_jackknife.py)."""
     config = config or ModelConfig()
     n = len(ds.y)
-    check_sizes(ds.lineage, budget, pool_size)
-    rng = np.random.default_rng(seed)
+    if pools is None:
+        check_sizes(ds.lineage, budget, pool_size)
+        pools = draw_pools(n, pool_size, n_pools, seed)
+    n_pools = len(pools)
     regret = {p: np.zeros((n_pools, budget)) for p in POLICIES}
     within = {p: np.zeros((n_pools, budget)) for p in POLICIES}
     chosen, sds, rhos = [], [], []
-    for p in range(n_pools):
-        pool = np.sort(rng.choice(n, size=pool_size, replace=False))
+    for p, pool in enumerate(pools):
         outside = np.setdiff1d(np.arange(n), pool)
         name, scores, calibration = _score_pool(ds, pool, outside, config, seed)
         predicted = scores[name]
@@ -113,7 +123,7 @@ def simulate(ds: DS.Dataset, *, budget: int, pool_size: int = 12, n_pools: int =
             "LightGBM top-k": _order(scores[Mt.PREDICTOR], ds, pool),
         }
         _, groups = np.unique(ds.lineage[pool], return_inverse=True)
-        belief = Y.Belief(P.predictive(calibration, predicted, np.ones(pool_size), groups), np.full(pool_size, np.nan))
+        belief = Y.Belief(P.predictive(calibration, predicted, np.ones(len(pool)), groups), np.full(len(pool), np.nan))
         orders["plan"] = sequential(belief, y, budget)
         for policy, order in orders.items():
             regret[policy][p] = regret_after(y, order, budget)

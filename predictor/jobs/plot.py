@@ -152,7 +152,8 @@ def budget_plot(ev, path: str | Path) -> Path:
     right.set_ylim(0, 1.02)
     left.legend(fontsize=8)
     fig.suptitle(f"{ev.recipe} recipe: {b.n_pools} random pools of {b.pool_size}, out of fold; bands: 95% "
-                 f"bootstrap over pools (chosen method on all labels: {ev.chosen_method})", fontsize=10)
+                 f"bootstrap over pools, simulation error only (chosen method on all labels: {ev.chosen_method})",
+                 fontsize=10)
     fig.tight_layout()
     return _save(fig, Path(path))
 

@@ -252,8 +252,8 @@ def budget_table(ev, out) -> None:
     b = ev.budget
     figures = b.figures()
     table = Table(title=f"Budgeted decision, {ev.recipe} recipe: {b.n_pools} random pools of {b.pool_size}, "
-                  f"{b.budget} run(s); mean regret (points) / share of pools within 1 point, 95% bootstrap over pools",
-                  title_justify="left")
+                  f"{b.budget} run(s); mean regret (points) / share of pools within 1 point, 95% bootstrap over pools "
+                  "(simulation error only: every pool comes from the same labelled bases)", title_justify="left")
     table.add_column("policy", no_wrap=True)
     for k in range(1, b.budget + 1):
         table.add_column(f"{k} run{'s' if k > 1 else ''}", justify="right")
