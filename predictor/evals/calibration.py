@@ -35,17 +35,17 @@ FIT_SEED = RANK_SEED = 0  # the seeds `fit`, `rank` and `plan` use by default
 TOP_K = 3  # P(top k) checked, rank's default
 
 
-@dataclass
+@dataclass(frozen=True)
 class CalibrationResult:
-    pool_size: int
-    n_pools: int
-    top_k: int
+    pool_size: int  # labelled bases per pool
+    n_pools: int  # pools simulated
+    top_k: int  # the k of P(top k) and of "the k top-ranked"
     level: float  # nominal interval coverage
     seed: int  # of the pool draws
     truth: np.ndarray = field(repr=False)  # (pools, pool_size) measured score, points
     shown: np.ndarray = field(repr=False)  # (pools, pool_size) the prediction rank shows, points
     low: np.ndarray = field(repr=False)  # (pools, pool_size) interval, points
-    high: np.ndarray = field(repr=False)
+    high: np.ndarray = field(repr=False)  # (pools, pool_size) points
     position: np.ndarray = field(repr=False)  # (pools, pool_size) rank in the pool, 0 = first row
     p_top: np.ndarray = field(repr=False)  # (pools, pool_size) rank's P(top k)
     p_best: np.ndarray = field(repr=False)  # (pools, pool_size) plan's P(best of the pool)

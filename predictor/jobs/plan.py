@@ -4,8 +4,8 @@ Top to bottom: read the candidates and their lineages (predictor.data.lineage), 
 (``train --labels-out`` rows), predict every candidate with the artifact's chosen ranking method,
 build the predictive distribution stored at fit time — the one ``rank`` shows (predictor.models.predictive:
 recalibrated mean, two-piece t error widened for missing inputs, lineage correlation) — condition it on
-the measured labels (predictor.models.bayes), and choose the next ``budget`` runs (expected improvement; a batch goes out in
-parallel, so it is chosen by greedy batch expected improvement). ``runs_jsonl`` writes one
+the measured labels (predictor.models.bayes), and choose the next ``budget`` runs (expected improvement;
+a batch goes out in parallel, so it is chosen by greedy batch expected improvement). ``runs_jsonl`` writes one
 ``basepick train`` command per proposal for a scheduler (examples/slurm/).
 """
 

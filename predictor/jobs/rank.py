@@ -8,8 +8,9 @@ Predictions come from the ranking method the artifact chose for the recipe and t
   where its out-of-fold slope is below 1, bent at the top where the best-looking bases were
   over-predicted), a two-piece Student t error widened for missing inputs
   (predictor.models.uncertainty) and beyond the labelled range, siblings correlated by lineage.
-  ``p_top_k`` is simulated jointly. When the method's out-of-fold slope is within two standard
-  errors of zero, ``caveat`` says so (above the table).
+  ``p_top_k`` is simulated jointly. When the slope of the labelled bases' measured scores on the
+  method's predictions is within two lineage-jackknife standard errors of zero, ``caveat`` says so
+  (above the table).
 - ``drivers``: the three features that move the prediction most (LightGBM ``pred_contrib`` plus the
   ridge offset's terms; a linear method's terms), relative to the average labelled model.
 - ``given_unused``: columns the file gives that the method does not read (said, never dropped silently).

@@ -76,7 +76,7 @@ class Calibration:
     intercept: float  # points: calibrated mean at the knot
     slope: float  # calibrated points per predicted point below the knot, in [MIN_SLOPE, MAX_SLOPE]
     bend: float  # change of slope above the knot (negative: the top is shrunk)
-    cov: tuple[tuple[float, ...], ...]  # (3, 3) jackknife covariance of (intercept, slope, bend), slopes' shrunk
+    cov: tuple[tuple[float, ...], ...]  # (3, 3) jackknife covariance of (intercept, slope, bend), each slope's part shrunk as it
     base_var: float  # points²: mean of the mean's jackknife variance over the labelled levels
     error: Error
     skill: float  # least-squares slope of the measured scores on the level (plain line)
@@ -248,11 +248,10 @@ class Predictive:
         all), Rao–Blackwellised: per draw, a candidate's probability of beating the k-th best of the
         others given its lineage's draw, averaged — smooth, summing to k, and never exactly 0."""
         n = len(self.mean)
-        k = min(k, n)
+        if k >= n:
+            return np.ones(n)
         w, centre, sd = self._standard_draws(max(MIN_DRAWS, min(N_DRAWS, CELLS // n)), rng)  # (D, N) each
         y = self.to_points(w)  # (D, N) points
-        if k == n:
-            return np.ones(n)
         best = -np.partition(-y, (k - 1, k), axis=1)  # (D, N): columns k-1 and k are the k-th and (k+1)-th best
         bar = np.where(y >= best[:, k - 1 : k], best[:, k : k + 1], best[:, k - 1 : k])  # (D, N) others' k-th best
         return _normal_sf((self.standardised(bar) - centre) / sd).mean(axis=0)
