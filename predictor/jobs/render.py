@@ -293,8 +293,8 @@ def plan_table(plan, file=None) -> None:
                f"{plan.p_within_1pt:.3f} >= {plan.confidence:g}") if plan.stop else f"continue (stop at {plan.confidence:g})"
     out.print(f"P(best measured within 1 point of the pool's best): {plan.p_within_1pt:.3f} now, "
               f"{plan.p_within_1pt_after:.3f} once these runs are measured — {verdict}.")
-    out.print(f"Residual sd {plan.residual_sd:.2f} points, lineage correlation {plan.lineage_correlation:.2f} "
-              "(leave-lineage-out, stored in the predictor).")
+    out.print(f"Predictive error sd {plan.residual_sd:.2f} points, lineage correlation {plan.lineage_correlation:.2f} "
+              "(fitted leave-lineage-out and stored in the predictor: the distribution rank shows).")
 
 
 
