@@ -270,12 +270,14 @@ def inspect(predictors, fmt):
 @click.option("--allow-partial", is_flag=True, help=ALLOW_PARTIAL)
 @on_duplicate_option()
 @click.option("--budget", type=click.IntRange(min=1), metavar="N", help="Also simulate training N bases of random pools, policy by policy (regret after 1..N runs).")
-@click.option("--pool-size", type=click.IntRange(min=2), default=12, show_default=True, metavar="M", help="Candidates per simulated pool (with --budget).")
-@click.option("--pools", "n_pools", type=click.IntRange(1, 100_000), default=40, show_default=True, metavar="P", help="Simulated pools (with --budget).")
-@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured with intervals; with --budget, regret vs runs per policy (needs basepick[plot]).")
+@click.option("--pool-size", type=click.IntRange(min=2), default=12, show_default=True, metavar="M", help="Candidates per simulated pool (with --budget or --calibration).")
+@click.option("--pools", "n_pools", type=click.IntRange(1, 100_000), default=40, show_default=True, metavar="P", help="Simulated pools (with --budget or --calibration).")
+@click.option("--calibration", is_flag=True, help="Also check rank's intervals and P(top 3) and plan's P(best) out of pool, on --pools pools of --pool-size.")
+@seed_option("Seed of the simulated pools, the bootstrap and the random split (0 to 2**32-1).")
+@click.option("--plot", type=click.Path(dir_okay=False), metavar="FILE.png", help="Predicted vs measured with intervals; with --budget, regret vs runs per policy; with --calibration, reliability (needs basepick[plot]).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def evaluate(labels, features, recipe, target, split, level, n_boot, no_baselines, fail_under, allow_partial,
-             on_duplicate, budget, pool_size, n_pools, plot, fmt):
+             on_duplicate, budget, pool_size, n_pools, calibration, seed, plot, fmt):
     """Out-of-fold evaluation of the predictor against baselines, in the same folds.
 
     With --budget N it also simulates the decision basepick serves: pools of --pool-size labelled bases,
@@ -297,11 +299,12 @@ def evaluate(labels, features, recipe, target, split, level, n_boot, no_baseline
         require_matplotlib()
     ev = api.evaluation(list(labels) or None, features=list(features), recipe=recipe, target=target, split=split,
                         level=level, bootstrap=n_boot, baselines=not no_baselines, allow_partial=allow_partial,
-                        on_duplicate=on_duplicate, budget=budget, pool_size=pool_size, pools=n_pools, note=note)
+                        on_duplicate=on_duplicate, budget=budget, pool_size=pool_size, pools=n_pools,
+                        calibration=calibration, seed=seed, note=note)
     if plot:
-        from predictor.jobs.plot import budget_plot, evaluation_plot
+        from predictor.jobs.plot import evaluation_figure
 
-        (budget_plot if budget else evaluation_plot)(ev, plot)
+        evaluation_figure(ev, plot)
         note(f"wrote {plot}")
     if fmt == "json":
         click.echo(render.to_json(ev.to_json()), nl=False)

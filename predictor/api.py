@@ -140,10 +140,12 @@ def fit(labels=None, *, out: str | Path, shipped_labels: bool = True, features=N
 def evaluation(labels=None, *, features=None, recipe: str = "regression", target: str = "score",
                split: str = "lineage", level: float = 0.8, bootstrap: int = 1000, baselines: bool = True,
                allow_partial: bool = False, on_duplicate: str = "error", budget: int | None = None,
-               pool_size: int = 12, pools: int = 40, note: Note = _ignore):
+               pool_size: int = 12, pools: int = 40, calibration: bool = False, seed: int = 0, note: Note = _ignore):
     """Out-of-fold evaluation of the predictor and the baselines on ``labels`` (default: the shipped
     ones); returns a ``predictor.evals.evaluate.Evaluation``. ``budget``: also simulate training 1..budget
-    bases of ``pools`` random pools of ``pool_size`` labelled bases, policy by policy (predictor.evals.budget)."""
+    bases of ``pools`` random pools of ``pool_size`` labelled bases, policy by policy (predictor.evals.budget).
+    ``calibration``: also check rank's and plan's stated uncertainty on such pools (predictor.evals.calibration).
+    ``seed``: of the pools, the bootstrap and the random split."""
     from predictor.data.dataset import SPLITS
     from predictor.data.shipped import LABELS_FILE, benchmarks_dir
     from predictor.evals.evaluate import evaluate
@@ -153,11 +155,12 @@ def evaluation(labels=None, *, features=None, recipe: str = "regression", target
     _require(bootstrap >= 0, f"bootstrap {bootstrap!r} must be at least 0")
     _require(budget is None or budget >= 1, f"budget {budget!r} must be at least 1")
     _require(pool_size >= 2 and pools >= 1, "pool_size must be at least 2 and pools at least 1")
+    _require_seed(seed)
     sources = _sources(labels) or [benchmarks_dir() / LABELS_FILE]
     return evaluate(sources, recipe=recipe, target=target, split=split, level=level, n_boot=bootstrap,
                     with_baselines=baselines, feature_sources=_sources(features), allow_partial=allow_partial,
-                    on_duplicate=on_duplicate,
-                    budget=budget, pool_size=pool_size, n_pools=pools, note=note)
+                    on_duplicate=on_duplicate, budget=budget, pool_size=pool_size, n_pools=pools,
+                    calibration=calibration, seed=seed, note=note)
 
 
 def evaluate(labels=None, **options) -> dict:

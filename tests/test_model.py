@@ -198,5 +198,7 @@ def test_artifact_records_the_choice_and_its_out_of_fold_figures():
         assert chosen["decision_regret"] - best <= chosen["se_vs_best"] + 1e-9  # within one SE of the best
         simpler = METHODS[: METHODS.index(entry["method"])]  # none of them qualified
         assert all(figures[m]["decision_regret"] - best > figures[m]["se_vs_best"] for m in simpler), key
-        assert cal["residual_sd"] > 0 and 0 <= cal["lineage_correlation"] <= 0.9
+        error = cal["predictive"]["error"]
+        assert error["low"] > 0 and error["high"] > 0 and 0 <= error["rho"] <= 0.9
+        assert len(cal["level"]) == len(cal["measured"]) == len(cal["lineage"]) == len(cal["ids"])
         assert len(cal["missing"]["ratios"]) == 2 ** len(cal["missing"]["groups"]) and cal["missing"]["ratios"][0] == 1.0

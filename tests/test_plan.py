@@ -1,6 +1,7 @@
 """`basepick plan`: the predictive distribution, expected improvement, batches, lineages, the CLI.
 
-Hand-computed values on tiny pools; the Monte Carlo parts are checked against exact integrals.
+Hand-computed values on tiny pools with a (practically) normal error — a t with 1000 degrees of
+freedom, whose sd is 1.001 times its scale; the Monte Carlo parts are checked against exact integrals.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from predictor.data import lineage as L
 from predictor.data import shipped as D
 from predictor.models import bayes as Y
+from predictor.models import predictive as P
 from tests.conftest import EXAMPLES, REPO, assert_one_line_error, write
 
 LABEL_HEADER = "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score,lr,val_accuracy,basepick_version\n"
@@ -28,10 +30,19 @@ def label_row(model_id, score, recipe="regression", eval_name="rewardbench-v1"):
     return f"{model_id},{recipe},helpsteer2,{eval_name},{score},{score},{score},{score},{score},5e-06,0.71,0.1.0\n"
 
 
-def belief(predicted, sd, group, rho, measured=None):
+NORMAL = 1000.0  # degrees of freedom: practically normal
+T_SD = math.sqrt(NORMAL / (NORMAL - 2))  # sd of a t(1000) over its scale
+
+
+def belief(predicted, sd, group, rho, measured=None, dof=NORMAL, low=1.0, high=1.0):
     n = len(predicted)
     measured = np.full(n, np.nan) if measured is None else np.array(measured, float)
-    return Y.Belief(np.array(predicted, float), np.array(sd, float), np.array(group), rho, measured)
+    error = P.Error(-(high - low) * P.S.mean_positive(dof), low, high, dof, rho)
+    return Y.Belief(P.Predictive(np.array(predicted, float), np.array(sd, float), np.array(group), error), measured)
+
+
+def normal_cdf(z):
+    return 0.5 * (1.0 + np.vectorize(math.erf)(np.asarray(z) / math.sqrt(2.0)))
 
 
 # ---- expected improvement, the sibling update, batches: hand-computed ----------------------------
@@ -39,11 +50,22 @@ def belief(predicted, sd, group, rho, measured=None):
 
 def test_expected_improvement_by_hand():
     # m=1, s=1, best=0: 1·Φ(1) + φ(1) = 0.841345 + 0.241971
-    assert Y.expected_improvement(np.array([1.0]), np.array([1.0]), 0.0)[0] == pytest.approx(1.083316, abs=1e-6)
+    assert belief([1.0], [1.0], [0], 0.0).improvement(0.0)[0] == pytest.approx(1.083316, rel=2e-3)
     # m=70, s=5, best=71: -1·Φ(-0.2) + 5·φ(-0.2) = -0.420740 + 5·0.391043
-    assert Y.expected_improvement(np.array([70.0]), np.array([5.0]), 71.0)[0] == pytest.approx(1.534473, abs=1e-6)
-    # no uncertainty: plain improvement
-    np.testing.assert_allclose(Y.expected_improvement(np.array([73.0, 69.0]), np.array([0.0, 0.0]), 71.0), [2.0, 0.0])
+    assert belief([70.0], [5.0], [0], 0.0).improvement(71.0)[0] == pytest.approx(1.534473, rel=2e-3)
+    # measured: no improvement to expect
+    assert belief([73.0, 69.0], [1.0, 1.0], [0, 1], 0.0, [73.0, np.nan]).improvement(71.0)[0] == 0.0
+
+
+@pytest.mark.parametrize("dof", [3.0, 6.0, 30.0])
+def test_improvement_under_a_two_piece_t_matches_monte_carlo(dof):
+    b = belief([70.0, 68.0], [3.0, 2.0], [0, 1], 0.3, dof=dof, low=1.6, high=0.7)
+    draws = b.draws(200_000, np.random.default_rng(0))
+    mc = np.maximum(draws - 71.0, 0.0).mean(axis=0)
+    np.testing.assert_allclose(b.improvement(71.0), mc, rtol=0.03)
+    mean, sd = b.posterior()
+    np.testing.assert_allclose(mean, [70.0, 68.0], atol=0.01)  # the error has mean 0: the mean is the prediction
+    np.testing.assert_allclose(sd, draws.std(axis=0), rtol=0.03)
 
 
 def test_a_measured_sibling_moves_its_lineage_only():
@@ -53,11 +75,11 @@ def test_a_measured_sibling_moves_its_lineage_only():
     b = belief([70, 72, 65], [2, 2, 2], [0, 0, 1], 0.5, [74, np.nan, np.nan])
     mean, sd = b.posterior()
     assert mean[0] == 74 and sd[0] == 0  # measured: known
-    assert mean[1] == pytest.approx(74.0) and sd[1] == pytest.approx(math.sqrt(3.0))
-    assert mean[2] == 65 and sd[2] == 2  # another lineage: unchanged
+    assert mean[1] == pytest.approx(74.0, abs=1e-6) and sd[1] == pytest.approx(math.sqrt(3.0) * T_SD, rel=1e-4)
+    assert mean[2] == pytest.approx(65, abs=1e-6) and sd[2] == pytest.approx(2 * T_SD, rel=1e-4)  # another lineage
     # no correlation: nothing moves
     mean0, sd0 = belief([70, 72, 65], [2, 2, 2], [0, 0, 1], 0.0, [74, np.nan, np.nan]).posterior()
-    assert mean0[1] == 72 and sd0[1] == 2
+    assert mean0[1] == pytest.approx(72, abs=1e-6) and sd0[1] == pytest.approx(2 * T_SD, rel=1e-4)
 
 
 @settings(max_examples=40, deadline=None)
@@ -80,8 +102,8 @@ def test_lineage_update_equals_gaussian_conditioning(n, rho, seed):
     gain = cov[np.ix_(o, m)] @ np.linalg.inv(cov[np.ix_(m, m)]) if m.any() else np.zeros((o.sum(), 0))
     expect_mean = predicted[o] + gain @ (measured[m] - predicted[m])
     expect_var = np.diag(cov[np.ix_(o, o)] - gain @ cov[np.ix_(m, o)])
-    np.testing.assert_allclose(mean[o], expect_mean, atol=1e-8)
-    np.testing.assert_allclose(post_sd[o] ** 2, expect_var, atol=1e-8)
+    np.testing.assert_allclose(mean[o], expect_mean, atol=1e-6)
+    np.testing.assert_allclose(post_sd[o] ** 2, expect_var * T_SD ** 2, rtol=1e-4)
 
 
 def test_next_run_without_and_with_an_incumbent():
@@ -89,7 +111,7 @@ def test_next_run_without_and_with_an_incumbent():
     assert i == 1 and math.isnan(gain)  # nothing measured: the highest mean, nothing to improve on
     # measured best 71 (a third base): EI of (70, sd 5) is 1.5345 > EI of (72, sd 1), 1.0833 — the uncertain one
     i, gain = Y.next_run(belief([70, 72, 71], [5, 1, 1], [0, 1, 2], 0.0, [np.nan, np.nan, 71]))
-    assert i == 0 and gain == pytest.approx(1.534473, abs=1e-6)
+    assert i == 0 and gain == pytest.approx(1.534473, rel=2e-3)
 
 
 def test_batch_gain_matches_the_exact_expected_best():
@@ -98,10 +120,10 @@ def test_batch_gain_matches_the_exact_expected_best():
     batch = Y.choose_batch(b, 2, np.random.default_rng(0))
     assert [i for i, _ in batch] == [0, 1]
     t = np.linspace(70, 100, 30001)
-    cdf = lambda m, s: Y.normal_cdf((t - m) / s)  # noqa: E731
+    cdf = lambda m, s: normal_cdf((t - m) / s)  # noqa: E731
     e_first = 70 + np.trapezoid(1 - cdf(72, 2), t)
     e_both = 70 + np.trapezoid(1 - cdf(72, 2) * cdf(71, 3), t)
-    assert batch[0][1] == pytest.approx(e_first - 70, abs=1e-3)  # the closed form
+    assert batch[0][1] == pytest.approx(e_first - 70, abs=3e-3)  # quadrature
     assert batch[1][1] == pytest.approx(e_both - e_first, abs=0.05)  # Monte Carlo, 4000 draws
 
 
@@ -217,7 +239,8 @@ def test_missing_inputs_widen_a_candidate(run, tmp_path):
                  "acme/full-7b,70,30,15,8,10,30,7\nacme/partial-7b,70,30,15,8,10,,7\n")
     out, result = plan_json(run, path, "--budget", "2")
     sd = {p["model_id"]: p["sd"] for p in out["proposals"]}
-    assert sd["acme/partial-7b"] > sd["acme/full-7b"] == pytest.approx(out["residual_sd"], abs=0.01)
+    assert sd["acme/partial-7b"] > 1.05 * sd["acme/full-7b"]
+    assert sd["acme/full-7b"] == pytest.approx(out["residual_sd"], rel=0.03)  # up to the fit's own uncertainty
     assert "lack inputs the ranking method uses" in result.stderr
 
 

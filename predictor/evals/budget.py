@@ -6,8 +6,8 @@ revealing its label; regret after k runs = the pool's best score − the best sc
 No pool's labels ever train what scores it. For every pool, only the labelled bases outside it (T)
 are used, in two levels of leave-lineage-out:
 - inner, on T alone: each method's leave-lineage-out predictions choose the ranking method
-  (predictor.models.methods.choose, as ``fit`` does) and give the chosen method's residual scale and
-  lineage correlation (predictor.models.uncertainty);
+  (predictor.models.methods.choose, as ``fit`` does) and fit the chosen method's predictive
+  distribution (predictor.models.predictive, as ``fit`` does: the one ``rank`` and ``plan`` use);
 - outer: a pool member of lineage g is scored by a learned method (the LightGBM predictor, ridge)
   fitted on T without lineage g; a rule (mean leaderboard score, log params) scores the whole pool
   with its line fitted on T — the rule's order does not depend on labels, only its map to points.
@@ -17,8 +17,15 @@ distribution, conditioning on every revealed label — predictor.models.bayes), 
 method's top k), ``mean score order`` (mean leaderboard v2 score, no fit), ``default first`` (the
 pool's default Llama-3.x models, largest bucket first, then the chosen method's order) and
 ``random`` (exact expectation over all orders); for reference, ``LightGBM top-k`` always ranks by
-the LightGBM predictor, whatever the choice (what ``rank`` did before it chose). Intervals: percentile bootstrap over pools; they
-show the simulation's sampling error, not the uncertainty of having 42 labelled bases.
+the LightGBM predictor, whatever the choice (what ``rank`` did before it chose).
+
+Brackets: percentile bootstrap over pools. They are the simulation's sampling error only: the pools
+overlap and are all drawn from the same ~40 labelled bases in 9 lineages, so they say nothing about
+how the figures would move with other bases. ``benchmarks/budget_lineage_jackknife.py`` measures that
+(the whole simulation repeated without each lineage); benchmarks/RESULTS.md quotes both.
+
+A pool must leave enough bases outside it to fit every method once a lineage is held out
+(``check_sizes``): otherwise a pool member would get no prediction, and no policy may choose one.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from predictor.data import dataset as DS
 from predictor.errors import DataError
 from predictor.models import bayes as Y
 from predictor.models import methods as Mt
-from predictor.models import uncertainty as U
+from predictor.models import predictive as P
 from predictor.models.baselines import DEFAULT_LLAMA
 from predictor.models.model import ModelConfig
 
@@ -40,6 +47,8 @@ POLICIES = ("plan", "static", "mean score order", "default first", "random", "Li
 LEARNED = (Mt.RIDGE, Mt.PREDICTOR)
 MIN_OUTSIDE = 16  # labelled bases a pool must leave outside it to fit and calibrate on
 BUCKET_ORDER = (">=6B", "3-6B", "<3B")
+BRACKETS = ("percentile bootstrap over pools: the simulation's sampling error only, not the uncertainty of "
+            "having these ~40 labelled bases (see benchmarks/budget_lineage_jackknife.py)")
 
 
 @dataclass
@@ -50,7 +59,7 @@ class BudgetResult:
     regret: dict[str, np.ndarray] = field(repr=False)  # policy → (pools, budget) regret after 1..budget runs
     within: dict[str, np.ndarray] = field(repr=False)  # policy → (pools, budget) P(regret <= 1 point)
     chosen: dict[str, float]  # method → share of pools whose inner choice it was
-    sd: float  # median residual scale over pools, points
+    sd: float  # median predictive error sd over pools, points
     rho: float  # median lineage correlation over pools
     n_boot: int = 1000
     seed: int = 0
@@ -76,28 +85,36 @@ class BudgetResult:
 
     def to_json(self) -> dict:
         return {"runs": self.budget, "pool_size": self.pool_size, "pools": self.n_pools,
-                "policies": self.figures(), "chosen_in_pools": self.chosen,
+                "policies": self.figures(), "ci95": BRACKETS, "chosen_in_pools": self.chosen,
                 "median_residual_sd": round(self.sd, 3), "median_lineage_correlation": round(self.rho, 3)}
 
 
+def draw_pools(n: int, pool_size: int, n_pools: int, seed: int) -> list[np.ndarray]:
+    """``n_pools`` random pools of ``pool_size`` of n labelled bases (sorted row indices), seeded."""
+    rng = np.random.default_rng(seed)
+    return [np.sort(rng.choice(n, size=pool_size, replace=False)) for _ in range(n_pools)]
+
+
 def simulate(ds: DS.Dataset, *, budget: int, pool_size: int = 12, n_pools: int = 40, n_boot: int = 1000,
-             seed: int = 0, config: ModelConfig | None = None) -> BudgetResult:
-    """Regret after 1..budget runs of every policy on ``n_pools`` random pools (see the module doc)."""
+             seed: int = 0, config: ModelConfig | None = None, pools: list[np.ndarray] | None = None) -> BudgetResult:
+    """Regret after 1..budget runs of every policy on ``n_pools`` random pools (see the module doc);
+    ``pools`` (row indices) replaces the random ones, unchecked (benchmarks/budget_lineage_jackknife.py)."""
     config = config or ModelConfig()
     n = len(ds.y)
-    check_sizes(n, budget, pool_size)
-    rng = np.random.default_rng(seed)
+    if pools is None:
+        check_sizes(ds.lineage, budget, pool_size)
+        pools = draw_pools(n, pool_size, n_pools, seed)
+    n_pools = len(pools)
     regret = {p: np.zeros((n_pools, budget)) for p in POLICIES}
     within = {p: np.zeros((n_pools, budget)) for p in POLICIES}
     chosen, sds, rhos = [], [], []
-    for p in range(n_pools):
-        pool = np.sort(rng.choice(n, size=pool_size, replace=False))
+    for p, pool in enumerate(pools):
         outside = np.setdiff1d(np.arange(n), pool)
-        name, scores, sd, rho = _score_pool(ds, pool, outside, config, seed)
+        name, scores, calibration = _score_pool(ds, pool, outside, config, seed)
         predicted = scores[name]
         chosen.append(name)
-        sds.append(sd)
-        rhos.append(rho)
+        sds.append(calibration.error.sd())
+        rhos.append(calibration.error.rho)
         y = ds.y[pool]
         orders = {
             "static": _order(predicted, ds, pool),
@@ -106,7 +123,7 @@ def simulate(ds: DS.Dataset, *, budget: int, pool_size: int = 12, n_pools: int =
             "LightGBM top-k": _order(scores[Mt.PREDICTOR], ds, pool),
         }
         _, groups = np.unique(ds.lineage[pool], return_inverse=True)
-        belief = Y.Belief(predicted, np.full(pool_size, sd), groups, rho, np.full(pool_size, np.nan))
+        belief = Y.Belief(P.predictive(calibration, predicted, np.ones(len(pool)), groups), np.full(len(pool), np.nan))
         orders["plan"] = sequential(belief, y, budget)
         for policy, order in orders.items():
             regret[policy][p] = regret_after(y, order, budget)
@@ -117,17 +134,26 @@ def simulate(ds: DS.Dataset, *, budget: int, pool_size: int = 12, n_pools: int =
                         float(np.median(rhos)), n_boot=n_boot, seed=seed)
 
 
-def check_sizes(n: int, budget: int, pool_size: int) -> None:
-    if not 2 <= pool_size <= n - MIN_OUTSIDE:
-        raise DataError(f"--pool-size {pool_size}: must be 2 to {max(n - MIN_OUTSIDE, 2)} ({n} labelled bases, and "
-                        f"{MIN_OUTSIDE} must stay outside each pool to fit on)")
-    if not 1 <= budget <= pool_size:
+def check_sizes(lineage: np.ndarray, budget: int | None, pool_size: int, smallest: int = 2) -> None:
+    """DataError unless every pool of ``pool_size`` leaves MIN_OUTSIDE bases outside it, and DS.MIN_TRAIN
+    once its largest lineage is held out; and unless 1 <= budget <= pool_size."""
+    n = len(lineage)
+    largest = max(np.unique(lineage, return_counts=True)[1], default=0)
+    most = min(n - MIN_OUTSIDE, n - largest - DS.MIN_TRAIN)
+    if most < smallest:
+        raise DataError(f"{n} labelled bases (largest lineage {largest}) are too few to simulate pools of candidates: each "
+                        f"pool must leave {MIN_OUTSIDE} outside it, and {DS.MIN_TRAIN} once a lineage is held out; add labels")
+    if not smallest <= pool_size <= most:
+        raise DataError(f"--pool-size {pool_size}: must be {smallest} to {most} ({n} labelled bases; each pool must leave "
+                        f"{MIN_OUTSIDE} outside it, and {DS.MIN_TRAIN} to fit on once its largest lineage, {largest} bases, "
+                        "is held out)")
+    if budget is not None and not 1 <= budget <= pool_size:
         raise DataError(f"--budget {budget}: must be 1 to the pool size, {pool_size}")
 
 
 def _score_pool(ds: DS.Dataset, pool: np.ndarray, outside: np.ndarray, config: ModelConfig, seed: int):
-    """(chosen method, every method's predictions for the pool, the chosen one's residual sd and
-    lineage correlation), from T = the labelled bases outside the pool only."""
+    """(chosen method, every method's predictions for the pool, the chosen one's predictive distribution's
+    fit), from T = the labelled bases outside the pool only."""
     T = ds.take(outside)
     scores = {m: np.full(len(pool), np.nan) for m in Mt.METHODS}
     inner = {m: np.full(len(T.y), np.nan) for m in Mt.METHODS}
@@ -145,10 +171,10 @@ def _score_pool(ds: DS.Dataset, pool: np.ndarray, outside: np.ndarray, config: M
         scores[name] = Mt.fit(name, T, config).predict(ds.take(pool).columns)
         inner[name] = DS.out_of_fold(T, Mt.fit_predict(name, config), "lineage")
     choice = Mt.choose(T, config, seed=seed, oof=inner)
-    residuals = T.y - inner[choice.name]
-    residuals = residuals[~np.isnan(residuals)]
-    return (choice.name, scores, U.residual_sd(residuals),
-            U.lineage_correlation(residuals, T.lineage[~np.isnan(inner[choice.name])]))
+    # the level rank sees, as fit stores it: a rule's line fitted on T; a learned method's out-of-fold prediction
+    level = Mt.rule_order(choice.name, T, config) if choice.name in Mt.RULES else inner[choice.name]
+    known = ~np.isnan(level)
+    return choice.name, scores, P.fit(level[known], T.y[known], T.lineage[known])
 
 
 def _order(score: np.ndarray, ds: DS.Dataset, pool: np.ndarray) -> np.ndarray:

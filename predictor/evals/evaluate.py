@@ -1,7 +1,8 @@
 """Out-of-fold evaluation of the predictor and the baselines, in the same folds (predictor.data.dataset).
 
-Everything the predictor learns — the ridge offset, the boosters, the interval width — is fitted
-inside the training part of each fold.
+Everything the predictor learns — the ridge offset, the boosters — is fitted inside the training
+part of each fold. The prediction intervals checked are those of the method ``fit`` would choose,
+with ``fit``'s choice and predictive distribution made inside each training part (nested_intervals).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from predictor.data.dataset import (
 )
 from predictor.errors import DataError
 from predictor.evals import budget as BU
+from predictor.evals import calibration as CA
 from predictor.models import baselines as B
 from predictor.models import methods as Mt
 from predictor.models import metrics as M
+from predictor.models.calibrate import fit_chosen
 from predictor.models.model import ModelConfig, RewardPredictor, with_presence
 
 PREDICTOR = "basepick (LightGBM)"
@@ -44,23 +47,31 @@ def predictor_method(config: ModelConfig):
 
 
 def lineage_residuals(ds: Dataset, config: ModelConfig) -> np.ndarray:
-    """(N,) leave-one-lineage-out residuals (measured − predicted), the interval calibration set."""
+    """(N,) leave-one-lineage-out residuals (measured − predicted) of the LightGBM predictor."""
     return ds.y - out_of_fold(ds, predictor_method(config), "lineage")
 
 
-def nested_intervals(ds: Dataset, config: ModelConfig, split: str, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold intervals whose width comes from inner lineage-out residuals of the training part only."""
-    low = np.full(len(ds.y), np.nan)
-    high = np.full(len(ds.y), np.nan)
-    for test in folds(ds, split):
+def nested_intervals(ds: Dataset, config: ModelConfig, split: str, level: float,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(prediction, low, high), (N,) each, out of fold, of the method ``fit`` would choose: in each fold,
+    ``fit``'s own procedure (choice and predictive distribution) runs on the training part only and
+    predicts the test part as ``rank`` would. NaN where a training part is too small to choose on."""
+    out = [np.full(len(ds.y), np.nan) for _ in range(3)]
+    for test in folds(ds, split, seed):
         train = train_mask(ds, test, split)
         if train.sum() < MIN_TRAIN or not test.any():
             continue
         inner = ds.take(train)
-        half = M.interval_halfwidth(lineage_residuals(inner, config), level)
-        pred = RewardPredictor(config).fit(inner.columns, inner.y).predict(ds.take(test).columns)
-        low[test], high[test] = pred - half, pred + half
-    return low, high
+        try:
+            require_folds(inner, "lineage", "an inner fold")
+        except DataError:
+            continue  # too few bases or lineages to choose and calibrate a method on
+        model = fit_chosen(inner, config, seed=CA.FIT_SEED)
+        part = ds.take(test)
+        said = CA.speak(model, part, level, CA.TOP_K)
+        for values, key in zip(out, ("shown", "low", "high")):
+            values[test] = said[key]
+    return out[0], out[1], out[2]
 
 
 @dataclass
@@ -83,12 +94,14 @@ class Evaluation:
     lineage: np.ndarray
     methods: list[MethodResult]
     interval_level: float
-    interval_coverage: float
+    interval_coverage: float  # of the method fit chooses, chosen and calibrated inside each fold (nested_intervals)
     interval_low: np.ndarray = field(repr=False)  # (N,) out-of-fold interval, points
     interval_high: np.ndarray = field(repr=False)
+    interval_pred: np.ndarray = field(repr=False)  # (N,) the prediction the interval surrounds, points
     verdict: list[str] = field(default_factory=list)  # plain sentences: does the predictor beat the baselines?
     chosen_method: str | None = None  # what `fit` would rank with (predictor.models.methods.choose), with --budget
     budget: object | None = field(default=None, repr=False)  # budget.BudgetResult, with --budget
+    calibration: object | None = field(default=None, repr=False)  # calibration.CalibrationResult, with --calibration
 
     def method(self, name: str) -> MethodResult:
         return next(m for m in self.methods if m.name == name)
@@ -103,7 +116,8 @@ class Evaluation:
             "target": self.target,
             "split": self.split,
             "n_models": self.n,
-            "interval": {"level": self.interval_level, "empirical_coverage": round(self.interval_coverage, 4)},
+            "interval": {"level": self.interval_level, "empirical_coverage": round(self.interval_coverage, 4),
+                         "method": "the method fit chooses, chosen and calibrated inside each training fold"},
             "methods": [
                 {"name": m.name, "metrics": clean(m.metrics), "ci95_low": clean(m.low), "ci95_high": clean(m.high)}
                 for m in self.methods
@@ -115,6 +129,7 @@ class Evaluation:
             ],
             "verdict": self.verdict,
             **({"chosen_method": self.chosen_method, "budget": self.budget.to_json()} if self.budget else {}),
+            **({"calibration": self.calibration.to_json()} if self.calibration else {}),
         }
 
 
@@ -136,13 +151,15 @@ def evaluate(
     budget: int | None = None,
     pool_size: int = 12,
     n_pools: int = 40,
+    calibration: bool = False,
 ) -> Evaluation:
     """Evaluate the predictor (and baselines) out of fold; metrics with lineage-bootstrap intervals.
 
     When feature files give presence_* columns for labelled models, the predictor is evaluated with
     them (first row) and without them (second row); with baselines, also with pretrain_tokens_t and
     post_training, which it does not use. ``budget``: also simulate the budgeted decision
-    (predictor.evals.budget) and name the ranking method ``fit`` would choose.
+    (predictor.evals.budget) and name the ranking method ``fit`` would choose. ``calibration``: also
+    check rank's and plan's stated uncertainty out of pool (predictor.evals.calibration).
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -151,7 +168,9 @@ def evaluate(
                       on_duplicate=on_duplicate, note=note)
     require_folds(ds, split, "evaluate", seed)
     if budget is not None:
-        BU.check_sizes(len(ds.y), budget, pool_size)  # before the slow part
+        BU.check_sizes(ds.lineage, budget, pool_size)  # before the slow part
+    if calibration:
+        BU.check_sizes(ds.lineage, None, pool_size, smallest=CA.TOP_K + 1)
     config = with_presence(base_config, ds.columns)
     methods = {PREDICTOR: predictor_method(config)}
     if config != base_config:
@@ -176,13 +195,13 @@ def evaluate(
             for d in (metrics, low, high):
                 d["mae"] = math.nan
         results.append(MethodResult(name, metrics, low, high, pred))
-    lo, hi = nested_intervals(ds, config, split, level)
+    mid, lo, hi = nested_intervals(ds, base_config, split, level, seed)
     known = ~np.isnan(lo)
     coverage = M.interval_coverage(lo[known], hi[known], ds.y[known]) if known.any() else math.nan
     ev = Evaluation(
         recipe=recipe, target=target, split=split, n=int(covered.sum()), ids=ds.ids, truth=ds.y,
         lineage=ds.lineage, methods=results, interval_level=level, interval_coverage=coverage,
-        interval_low=lo, interval_high=hi, verdict=verdict(results),
+        interval_low=lo, interval_high=hi, interval_pred=mid, verdict=verdict(results),
     )
     if budget is not None:
         learned = (Mt.PREDICTOR, Mt.RIDGE)  # the same leave-lineage-out predictions as above: not refitted
@@ -190,6 +209,8 @@ def evaluate(
         ev.chosen_method = Mt.choose(ds, base_config, seed=seed, oof=oof).name
         ev.budget = BU.simulate(ds, budget=budget, pool_size=pool_size, n_pools=n_pools, n_boot=n_boot, seed=seed,
                                 config=base_config)
+    if calibration:
+        ev.calibration = CA.simulate(ds, pool_size=pool_size, n_pools=n_pools, level=level, seed=seed, config=base_config)
     return ev
 
 

@@ -16,14 +16,13 @@ from predictor.data import shipped as D
 from predictor.data.candidates import with_features
 from predictor.data.tables import read_table
 from predictor.models import methods as Mt
-from predictor.models import metrics as M
-from predictor.models import uncertainty as U
 from predictor.models.artifact import Bundle
+from predictor.models.calibrate import fit_chosen
 from predictor.models.model import ModelConfig
 
 # Bump when a change to fitting makes the same inputs give a different artifact: it enters the
 # content version (predictor.models.artifact.content_version), which hashes inputs, never fitted numbers.
-FIT_FORMAT = 1
+FIT_FORMAT = 2
 
 
 def fit_bundle(
@@ -72,47 +71,3 @@ def fit_bundle(
 def _provenance(source) -> dict:
     table = read_table(source)
     return {"file": table.label, "sha256": table.sha256}
-
-
-def fit_chosen(ds: DS.Dataset, config: ModelConfig, *, seed: int = 0):
-    """Fit every ranking method, choose one by leave-lineage-out (predictor.models.methods), calibrate it.
-
-    One leave-lineage-out pass per method gives both its out-of-fold predictions and, for every
-    pattern of missing inputs, its predictions with those inputs masked in the held-out rows.
-    """
-    fitted = {name: Mt.fit(name, ds, config) for name in Mt.METHODS}
-    groups = {name: U.input_groups(Mt.inputs(model)) for name, model in fitted.items()}
-    masked = {name: lineage_out_masked(ds, name, config, groups[name]) for name in Mt.METHODS}  # (P, N) each
-    choice = Mt.choose(ds, config, seed=seed, oof={name: pred[0] for name, pred in masked.items()})
-    model = fitted[choice.name]
-    pred = masked[choice.name]
-    known = ~np.isnan(pred[0])  # rows a fold predicted (all, unless a lineage holds nearly every row)
-    residuals = ds.y[known] - pred[0, known]
-    order = Mt.rule_order(choice.name, ds, config) if choice.name in Mt.RULES else pred[0]  # a rule: its own order
-    metrics = {**M.selection_metrics(order[known], ds.y[known], ds.bucket[known]), "mae": M.mae(pred[0, known], ds.y[known])}
-    model.calibration_ = {
-        "method": choice.name,
-        "ids": [i for i, k in zip(ds.ids, known) if k],
-        "residuals": [round(float(r), 4) for r in residuals],  # measured − predicted, points
-        "residual_sd": round(U.residual_sd(residuals), 4),
-        "lineage_correlation": round(U.lineage_correlation(residuals, ds.lineage[known]), 4),
-        "missing": {"groups": groups[choice.name], "ratios": U.masked_ratios(ds.y[known], pred[:, known])},
-        "lineage_cv": {k: round(metrics[k], 4) for k in ("spearman", "kendall", "mae", "coverage@5", "regret@1/bucket")},
-        # the no-fit rule every method must beat: rank by mean leaderboard v2 score
-        "mean_score_spearman": round(M.spearman(ds.columns["mean_v2"], ds.y), 4),
-        "choice": {"criterion": Mt.CRITERION, "methods": choice.figures},
-    }
-    return model
-
-
-def lineage_out_masked(ds: DS.Dataset, name: str, config: ModelConfig, groups: list[list[str]]) -> np.ndarray:
-    """(2**len(groups), N) leave-one-lineage-out predictions of ``name``; row p masks the groups of pattern p."""
-    n_patterns = 2 ** len(groups)
-    out = np.full((n_patterns, len(ds.y)), np.nan)
-    for test in DS.folds(ds, "lineage"):
-        if (~test).sum() < DS.MIN_TRAIN:
-            continue  # as evaluate.out_of_fold: too few rows left to fit on
-        rows = np.flatnonzero(test)
-        model = Mt.fit(name, ds.take(~test), config)
-        out[:, rows] = model.predict(U.masked(ds.take(rows).columns, groups)).reshape(n_patterns, len(rows))
-    return out

@@ -2,10 +2,10 @@
 
 Top to bottom: read the candidates and their lineages (predictor.data.lineage), read the measured labels
 (``train --labels-out`` rows), predict every candidate with the artifact's chosen ranking method,
-build the lineage-correlated predictive distribution (predictor.models.bayes) with the residual scale and
-correlation stored at fit time (widened for missing inputs, predictor.models.uncertainty), condition it on
-the measured labels, and choose the next ``budget`` runs (expected improvement; a batch goes out in
-parallel, so it is chosen by greedy batch expected improvement). ``runs_jsonl`` writes one
+build the predictive distribution stored at fit time — the one ``rank`` shows (predictor.models.predictive:
+recalibrated mean, two-piece t error widened for missing inputs, lineage correlation) — condition it on
+the measured labels (predictor.models.bayes), and choose the next ``budget`` runs (expected improvement;
+a batch goes out in parallel, so it is chosen by greedy batch expected improvement). ``runs_jsonl`` writes one
 ``basepick train`` command per proposal for a scheduler (examples/slurm/).
 """
 
@@ -27,6 +27,7 @@ from predictor.data.lineage import lineage_of
 from predictor.data.tables import Table, read_table
 from predictor.errors import ArtifactError, DataError
 from predictor.models import bayes as Y
+from predictor.models import predictive as P
 from predictor.models.artifact import Bundle
 from predictor.models.methods import method_name
 from predictor.models.uncertainty import widening
@@ -43,7 +44,7 @@ class Proposal:
     model_id: str
     lineage: str
     lineage_source: str  # given | metadata | inferred | organisation (predictor.data.lineage)
-    prior: float  # the ranking method's prediction, points
+    prior: float  # the prediction rank shows (the predictive mean before any label), points
     predicted: float  # posterior mean given the measured labels, points
     sd: float  # posterior standard deviation, points
     p_best: float  # P(this base is the pool's best)
@@ -61,8 +62,8 @@ class Plan:
     recipe: str
     method: str
     budget: int
-    residual_sd: float
-    lineage_correlation: float
+    residual_sd: float  # points: sd of the predictive error of a full-input candidate (predictor.models.predictive)
+    lineage_correlation: float  # within-lineage correlation of that error
     confidence: float
     pool_size: int
     proposals: list[Proposal]
@@ -129,22 +130,25 @@ def plan(
     lineages = [lineage_of(i, metadata, g) for i, g in zip(table.ids, given)]
     model = bundle.get(recipe, "score")
     cal = model.calibration_ or {}
-    if "residual_sd" not in cal or "lineage_correlation" not in cal:
-        raise ArtifactError("this predictor stores no residual scale or lineage correlation; refit it with `basepick fit`")
-    sd = cal["residual_sd"] * widening(cal, table.columns, table.ids)  # (N,) points
+    if "predictive" not in cal:
+        raise ArtifactError("this predictor stores no predictive distribution; refit it with `basepick fit`")
+    calibration = P.Calibration.from_json(cal["predictive"])
+    wider = widening(cal, table.columns, table.ids)  # (N,) >= 1 for missing inputs
     _, group = np.unique([g for g, _ in lineages], return_inverse=True)
     values = np.array([measured.get(i, np.nan) for i in table.ids])
-    belief = Y.Belief(np.clip(model.predict(table.columns), 0.0, 100.0), sd, group, cal["lineage_correlation"], values)
+    raw = np.clip(model.predict(table.columns), 0.0, 100.0)  # (N,) points
+    belief = Y.Belief(P.predictive(calibration, raw, wider, group), values)
 
     rng = np.random.default_rng(seed)
     draws = belief.draws(Y.N_DRAWS, rng)  # (D, N) shared by the batch choice and the odds
     batch = Y.choose_batch(belief, budget, rng, draws)
     p_best, within, within_after = Y.odds(belief, [i for i, _ in batch], draws)
     mean, post_sd = belief.posterior()
-    proposals = [Proposal(table.ids[i], *lineages[i], float(belief.predicted[i]), float(mean[i]), float(post_sd[i]),
+    proposals = [Proposal(table.ids[i], *lineages[i], float(belief.dist.mean[i]), float(mean[i]), float(post_sd[i]),
                           float(p_best[i]), gain) for i, gain in batch]
-    return Plan(recipe, method_name(model), budget, cal["residual_sd"], cal["lineage_correlation"], confidence, n,
-                proposals, measured, within, within_after, notes=_notes(table.ids, lineages, bundle, recipe, sd, cal))
+    return Plan(recipe, method_name(model), budget, calibration.error.sd(), calibration.error.rho, confidence, n,
+                proposals, measured, within, within_after,
+                notes=_notes(table.ids, lineages, bundle, recipe, belief.dist.scale, calibration))
 
 
 def read_measured(sources: list, ids: list[str], recipe: str, allow_partial: bool, on_duplicate: str = "error",
@@ -173,7 +177,7 @@ def _lineage_column(table: Table) -> list[str]:
     return [row[j] for row in table.rows]
 
 
-def _notes(ids, lineages, bundle: Bundle, recipe: str, sd: np.ndarray, cal: dict) -> list[str]:
+def _notes(ids, lineages, bundle: Bundle, recipe: str, scale: np.ndarray, calibration: P.Calibration) -> list[str]:
     notes = []
     guessed = [f"{i} → {g}" for i, (g, src) in zip(ids, lineages) if src not in ("given", "metadata")]
     if guessed:
@@ -183,9 +187,13 @@ def _notes(ids, lineages, bundle: Bundle, recipe: str, sd: np.ndarray, cal: dict
     if (seen := [i for i in ids if i in labelled]):
         notes.append(f"{len(seen)} candidate(s) were labelled when the predictor was fitted (e.g. {seen[0]}): "
                      "pass their labels with --labels to count them as measured")
-    if (wide := int((sd > cal["residual_sd"] + 1e-9).sum())):
-        notes.append(f"{wide} candidate(s) lack inputs the ranking method uses: their uncertainty is widened "
-                     f"(up to x{sd.max() / cal['residual_sd']:.2f}) by the lineage-out error with those inputs masked")
+    if (wide := int((scale > 1 + 1e-9).sum())):
+        notes.append(f"{wide} candidate(s) lack inputs the ranking method uses or lie beyond the labelled predictions: "
+                     f"their uncertainty is widened (up to x{scale.max():.2f}) by the lineage-out error with those inputs "
+                     "masked and by the uncertainty of the calibration itself")
+    if calibration.no_skill:
+        notes.append(f"on the labelled bases the ranking method's slope is {calibration.skill_z:.1f} standard errors from "
+                     "zero, under 2: the beliefs are shrunk towards the mean and measuring is what separates the candidates")
     return notes
 
 

@@ -1,5 +1,6 @@
-"""Plots (matplotlib, the `plot` extra, imported lazily): `evaluate --plot` (predicted vs measured, or with
---budget regret vs runs per policy) and `rank --plot` (a forest plot)."""
+"""Plots (matplotlib, the `plot` extra, imported lazily): `evaluate --plot` (predicted vs measured; with
+--budget regret vs runs per policy; with --calibration stated vs observed probabilities) and `rank --plot`
+(a forest plot)."""
 
 from __future__ import annotations
 
@@ -19,21 +20,24 @@ def require_matplotlib() -> None:
         raise MissingExtraError("plot", "matplotlib")
 
 
+CHOSEN = "as fit chooses (nested)"  # the panel of the method fit would choose, with its intervals
+
+
 def evaluation_plot(ev, path: str | Path) -> Path:
-    """Write a PNG: the predictor with its intervals, then baselines, in the same folds."""
+    """Write a PNG: the method fit would choose (chosen and calibrated inside each fold) with its intervals,
+    then the LightGBM predictor and baselines, in the same folds."""
     plt = _pyplot()
-    names = [ev.methods[0].name] + [m.name for m in ev.methods[1:] if m.name in BESIDE]
+    names = [CHOSEN, ev.methods[0].name] + [m.name for m in ev.methods[1:] if m.name in BESIDE]
     lineages = sorted(set(ev.lineage.tolist()))
     colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(lineages)}
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 5.0), squeeze=False)
     for ax, name in zip(axes[0], names):
-        pred = ev.method(name).predictions
+        pred = ev.interval_pred if name == CHOSEN else ev.method(name).predictions
         known = ~np.isnan(pred)
-        if name == ev.methods[0].name:
+        if name == CHOSEN:
             lo, hi = ev.interval_low, ev.interval_high
-            ok = known & ~np.isnan(lo)
-            ax.errorbar(ev.truth[ok], pred[ok], yerr=[pred[ok] - lo[ok], hi[ok] - pred[ok]], fmt="none",
-                        ecolor="0.75", elinewidth=1, zorder=1)
+            ax.errorbar(ev.truth[known], pred[known], yerr=[pred[known] - lo[known], hi[known] - pred[known]],
+                        fmt="none", ecolor="0.75", elinewidth=1, zorder=1)
         for g in lineages:
             m = known & (ev.lineage == g)
             ax.scatter(ev.truth[m], pred[m], color=colours[g], label=g, s=28, zorder=2, edgecolor="white", linewidth=0.5)
@@ -41,16 +45,18 @@ def evaluation_plot(ev, path: str | Path) -> Path:
         if name != "mean OLL v2 score":  # not on RewardBench's scale: no identity line
             ax.plot(lims, lims, color="0.4", linewidth=0.8, linestyle="--", zorder=0)
             ax.set_ylim(lims)
-        m = ev.method(name).metrics
-        mae = "" if np.isnan(m["mae"]) else f", MAE {m['mae']:.2f}"
-        ax.set_title(f"{name}\nρ {m['spearman']:.2f}{mae}, regret@1/bucket {m['regret@1/bucket']:.2f}", fontsize=10)
+        if name == CHOSEN:
+            ax.set_title(f"{name}\n{ev.interval_level:.0%} intervals cover {ev.interval_coverage:.0%}", fontsize=10)
+        else:
+            m = ev.method(name).metrics
+            mae = "" if np.isnan(m["mae"]) else f", MAE {m['mae']:.2f}"
+            ax.set_title(f"{name}\nρ {m['spearman']:.2f}{mae}, regret@1/bucket {m['regret@1/bucket']:.2f}", fontsize=10)
         ax.set_xlim(lims)
         ax.set_xlabel(f"measured RewardBench {ev.target} (points)")
         ax.set_ylabel("mean leaderboard v2 score" if name == "mean OLL v2 score" else "predicted (points)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8, title="lineage", loc="lower right")
-    fig.suptitle(f"{ev.recipe} recipe, {ev.split} split: out-of-fold predictions "
-                 f"({ev.interval_level:.0%} intervals, coverage {ev.interval_coverage:.0%})", fontsize=11)
+    fig.suptitle(f"{ev.recipe} recipe, {ev.split} split: out-of-fold predictions", fontsize=11)
     fig.tight_layout()
     return _save(fig, Path(path))
 
@@ -146,6 +152,54 @@ def budget_plot(ev, path: str | Path) -> Path:
     right.set_ylim(0, 1.02)
     left.legend(fontsize=8)
     fig.suptitle(f"{ev.recipe} recipe: {b.n_pools} random pools of {b.pool_size}, out of fold; bands: 95% "
-                 f"bootstrap over pools (chosen method on all labels: {ev.chosen_method})", fontsize=10)
+                 f"bootstrap over pools, simulation error only (chosen method on all labels: {ev.chosen_method})",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def evaluation_figure(ev, path: str | Path) -> Path:
+    """`evaluate --plot`: the reliability plot with --calibration, else regret vs runs with --budget, else
+    predicted vs measured."""
+    if ev.calibration is not None:
+        return reliability_plot(ev, path)
+    return (budget_plot if ev.budget is not None else evaluation_plot)(ev, path)
+
+
+def reliability_plot(ev, path: str | Path) -> Path:
+    """`evaluate --calibration --plot`: stated against observed probability per bin for rank's P(top k) and
+    plan's P(best) (marker area: cases), beside the interval's coverage for the top-ranked and the rest."""
+    plt = _pyplot()
+    c = ev.calibration
+    f = c.figures()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
+    left.plot([0, 1], [0, 1], color="0.4", linewidth=0.8, linestyle="--", label="perfect calibration")
+    for key, label, marker in (("p_top_k", f"rank: P(top {c.top_k})", "o"), ("p_best", "plan: P(best)", "s")):
+        rows = f[key]
+        sizes = [12 + 200 * r["n"] / max(x["n"] for x in rows) for r in rows]
+        left.plot([r["stated"] for r in rows], [r["observed"] for r in rows], linewidth=1, alpha=0.6)
+        left.scatter([r["stated"] for r in rows], [r["observed"] for r in rows], s=sizes, marker=marker, label=label,
+                     zorder=3, edgecolor="white")
+        for r in rows:
+            left.annotate(str(r["n"]), (r["stated"], r["observed"]), fontsize=7, xytext=(4, -9),
+                          textcoords="offset points", color="0.35")
+    left.set_xlim(-0.02, 1.02)
+    left.set_ylim(-0.02, 1.02)
+    left.set_xlabel("stated probability (bin mean)")
+    left.set_ylabel("observed share")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8, loc="upper left")
+    cov = f["interval_coverage"]
+    groups = [f"top {c.top_k} ranked\n(n={cov['n_top_k']})", f"the rest\n(n={cov['n_rest']})"]
+    right.bar(groups, [cov["top_k"] or 0.0, cov["rest"] or 0.0], color=["tab:red", "tab:blue"], alpha=0.7)
+    right.axhline(c.level, color="0.3", linestyle="--", linewidth=0.8, label=f"nominal {c.level:.0%}")
+    right.set_ylim(0, 1)
+    right.set_ylabel("interval coverage")
+    res = f["mean_residual"]
+    right.set_title(f"mean residual (measured − shown): top {c.top_k} {res['top_k']:+.2f}, rest "
+                    f"{res['rest']:+.2f} points", fontsize=9)
+    right.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"{ev.recipe} recipe: {c.n_pools} random pools of {c.pool_size}, each fitted and calibrated "
+                 f"outside the pool (seed {c.seed})", fontsize=10)
     fig.tight_layout()
     return _save(fig, Path(path))

@@ -3,17 +3,20 @@
 Predictions come from the ranking method the artifact chose for the recipe and target
 (predictor.models.methods: the LightGBM predictor, ridge or a rule); the output names it.
 
-- Interval: prediction ± the ``level`` quantile (default 80%) of the method's leave-one-lineage-out
-  absolute residuals, stored in the artifact at fit time (split conformal; see metrics.py), widened
-  for a candidate's missing inputs (predictor.models.uncertainty).
-- ``p_top_k``: share of Monte Carlo draws in which a candidate lands in the top k. A draw takes one
-  ensemble member's predictions and adds, per candidate, a residual drawn from the same
-  lineage-out residuals — the ensemble alone is far more confident than its out-of-sample error.
+- ``predicted``, interval, ``p_top_k``: from the predictive distribution fitted at fit time
+  (predictor.models.predictive), the one ``plan`` uses: the method's prediction recalibrated (shrunk
+  where its out-of-fold slope is below 1, bent at the top where the best-looking bases were
+  over-predicted), a two-piece Student t error widened for missing inputs
+  (predictor.models.uncertainty) and beyond the labelled range, siblings correlated by lineage.
+  ``p_top_k`` is simulated jointly. When the slope of the labelled bases' measured scores on the
+  method's predictions is within two lineage-jackknife standard errors of zero, ``caveat`` says so
+  (above the table).
 - ``drivers``: the three features that move the prediction most (LightGBM ``pred_contrib`` plus the
   ridge offset's terms; a linear method's terms), relative to the average labelled model.
 - ``given_unused``: columns the file gives that the method does not read (said, never dropped silently).
 - ``gain_vs_default``: predicted points over the study's default, the Llama-3.x of the same bucket.
-- ``weights``: per-section predictions combined as a weighted mean; residuals combine the same way.
+- ``weights``: per-section predictions combined as a weighted mean; the distribution is refitted on
+  the sections' stored levels and scores combined the same way.
 - ``unrankable``: candidates with none of the method's inputs are not ranked (nothing to predict
   from) but listed after the ranking, each with the one command that produces its features
   (``predictor.data.candidates.split``); ``Ranking.check_ranked`` refuses a ranking of no candidate.
@@ -29,15 +32,14 @@ import numpy as np
 from predictor.data import features as F
 from predictor.data.candidates import GIVEN, MISSING, SNAPSHOT, Candidates, Unrankable, ids_only, split
 from predictor.data.labels import SECTIONS
-from predictor.data.shipped import Snapshot
+from predictor.data.lineage import lineage_of
+from predictor.data.shipped import Snapshot, load_model_metadata
 from predictor.errors import DataError
+from predictor.models import predictive as P
 from predictor.models.artifact import Bundle
 from predictor.models.baselines import DEFAULT_LLAMA
 from predictor.models.methods import POOL, RUNS, inputs, method_name
-from predictor.models.metrics import interval_halfwidth
 from predictor.models.uncertainty import MIN_INPUTS, input_groups, widening
-
-N_DRAWS = 2000
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -91,18 +93,24 @@ class Objective:
                 out[:, names.index(n)] += w * contrib[:, j]
         return names, out
 
-    def residuals(self) -> np.ndarray | None:
-        """Lineage-out residuals of the combined objective (aligned by model id), or None if not stored."""
+    def calibration(self) -> P.Calibration | None:
+        """The predictive distribution's fit (predictor.models.predictive): stored for one target; for a
+        weighted objective, refitted from the parts' stored levels and scores (aligned by model id)."""
         cals = [m.calibration_ for _, m in self.parts]
-        if any(c is None for c in cals):
+        if any(c is None or "predictive" not in c for c in cals):
             return None
+        if len(cals) == 1:
+            return P.Calibration.from_json(cals[0]["predictive"])
         common = set(cals[0]["ids"]).intersection(*(c["ids"] for c in cals[1:]))
         ids = [i for i in cals[0]["ids"] if i in common]
-        out = np.zeros(len(ids))
+        level, measured = np.zeros(len(ids)), np.zeros(len(ids))
         for (w, _), cal in zip(self.parts, cals):
-            lookup = dict(zip(cal["ids"], cal["residuals"]))
-            out += w * np.array([lookup[i] for i in ids])
-        return out
+            row = {i: k for k, i in enumerate(cal["ids"])}
+            take = [row[i] for i in ids]
+            level += w * np.asarray(cal["level"])[take]
+            measured += w * np.asarray(cal["measured"])[take]
+        lineage = dict(zip(cals[0]["ids"], cals[0]["lineage"]))
+        return P.fit(level, measured, np.array([lineage[i] for i in ids]))
 
     @property
     def method(self) -> str:
@@ -192,6 +200,7 @@ class Ranking:
     candidates: list[Ranked]
     notes: list[str] = field(default_factory=list)  # for stderr
     unrankable: list[Unrankable] = field(default_factory=list)  # lack the method's inputs: how to get them
+    caveat: str | None = None  # said above the table: the ranking has no skill beyond its noise out of fold
 
     def to_json(self) -> dict:
         return {
@@ -201,6 +210,7 @@ class Ranking:
             "method": self.method,
             "interval_level": self.level,
             "top_k": self.top_k,
+            "caveat": self.caveat,
             "candidates": [c.to_json() for c in self.candidates],
             "unrankable": [u.to_json() for u in self.unrankable],
         }
@@ -263,15 +273,17 @@ def rank(
     members = np.clip(objective.members(columns), 0.0, 100.0)  # (n_bags, n) points
     predicted = members.mean(axis=0)
     notes += objective.choice_notes()
-    wider = objective.widening(columns, [candidates.ids[i] for i in rows])  # (n,) >= 1 for missing inputs
-    residuals = objective.residuals()
-    if residuals is None:
-        notes.append("this predictor stores no calibration residuals: no intervals or top-k odds (refit it)")
-        half, p_top = np.full(len(rows), math.nan), np.full(len(rows), math.nan)
+    kept_ids = [candidates.ids[i] for i in rows]
+    wider = objective.widening(columns, kept_ids)  # (n,) >= 1 for missing inputs
+    calibration = objective.calibration()
+    caveat = None
+    if calibration is None:
+        notes.append("this predictor stores no predictive distribution: no intervals or top-k odds (refit it)")
+        low, high, p_top = (np.full(len(rows), math.nan) for _ in range(3))
     else:
-        half = interval_halfwidth(residuals, level) * wider  # (n,) points
-        p_top = top_k_odds(members, residuals, top_k, np.random.default_rng(seed), scale=wider)
-    defaults = _default_predictions(objective, snapshot)
+        predicted, low, high, p_top = uncertainty(calibration, predicted, wider, kept_ids, level, top_k, seed)
+        caveat = no_skill_caveat(calibration, objective.method, top_k, len(rows))
+    defaults = _default_predictions(objective, snapshot, calibration)
     labelled = bundle.metadata.get("labelled", {}).get(recipe, {})
     low_p, high_p = labelled.get("params_b_range", [math.nan, math.nan])
     used = objective.used_features()
@@ -296,8 +308,8 @@ def rank(
                 rank=shown + 1,
                 model_id=candidates.ids[i],
                 predicted=float(predicted[j]),
-                low=float(max(predicted[j] - half[j], 0.0)),
-                high=float(min(predicted[j] + half[j], 100.0)),
+                low=float(max(low[j], 0.0)),
+                high=float(min(high[j], 100.0)),
                 p_top_k=float(p_top[j]),
                 size_bucket=bucket,
                 params_b=float(params[i]),
@@ -328,35 +340,31 @@ def rank(
             "extrapolate (marked '*')"
         )
     return Ranking(recipe=recipe, target=objective.name, method=objective.method, level=level, top_k=top_k,
-                   candidates=out, notes=notes, unrankable=unrankable)
+                   candidates=out, notes=notes, unrankable=unrankable, caveat=caveat)
 
 
-def top_k_odds(members: np.ndarray, residuals: np.ndarray, k: int, rng: np.random.Generator,
-               scale: np.ndarray | None = None) -> np.ndarray:
-    """(N,) probability of being among the k best: draws of (ensemble member + lineage-out residual).
-
-    ``scale`` (N,) widens a candidate's residuals (missing inputs). Candidates whose best possible draw
-    is below the k-th best worst-case draw can never make the top k; they get exactly 0 and are left
-    out of the simulation (most of a 4,497-model pool).
-    """
-    n_bags, n = members.shape
-    k = min(k, n)
-    scale = np.ones(n) if scale is None else scale
-    best_case = members.max(axis=0) + residuals.max() * scale  # (N,)
-    worst_case = members.min(axis=0) + residuals.min() * scale
-    bar = np.partition(worst_case, n - k)[n - k]  # k-th largest worst case
-    alive = np.flatnonzero(best_case >= bar)
-    pick = rng.integers(0, n_bags, size=N_DRAWS)  # (D,) which member
-    noise = rng.choice(residuals, size=(N_DRAWS, alive.size), replace=True) * scale[alive]  # (D, A) points
-    draws = members[pick][:, alive] + noise  # (D, A)
-    kth = -np.partition(-draws, k - 1, axis=1)[:, k - 1 : k]  # (D, 1) the k-th best value per draw
-    odds = np.zeros(n)
-    odds[alive] = (draws >= kth).mean(axis=0)
-    return odds
+def uncertainty(calibration: P.Calibration, raw: np.ndarray, wider: np.ndarray, ids: list[str], level: float,
+                top_k: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(prediction, low, high, P(top k)), (N,) each: the predictive distribution of the candidates
+    (predictor.models.predictive), siblings correlated through their lineage (predictor.data.lineage)."""
+    metadata = load_model_metadata()
+    _, group = np.unique([lineage_of(i, metadata)[0] for i in ids], return_inverse=True)
+    return P.rank_view(calibration, raw, wider, group, level, top_k, seed)
 
 
-def _default_predictions(objective: Objective, snapshot: Snapshot | None) -> dict[str, float]:
-    """Predictions for the default Llama-3.x models (from the snapshot), for the gain column."""
+def no_skill_caveat(calibration: P.Calibration, method: str, top_k: int, n: int) -> str | None:
+    """A line for above the table when the method's ranking is not distinguishable from noise out of fold."""
+    if not calibration.no_skill:
+        return None
+    return (f"Caution: on the labelled bases, {method} does not rank beyond its noise (the slope of measured on predicted "
+            f"scores is {calibration.skill_z:.1f} lineage-jackknife standard errors from zero, under 2): predictions are "
+            f"shrunk towards the mean and P(top {top_k}) stays near {min(top_k, n)}/{n}.")
+
+
+def _default_predictions(objective: Objective, snapshot: Snapshot | None,
+                         calibration: P.Calibration | None) -> dict[str, float]:
+    """Predictions for the default Llama-3.x models (from the snapshot, recalibrated as the candidates'), for
+    the gain column."""
     if snapshot is None:
         return {}
     ids = [m for m in DEFAULT_LLAMA.values() if m in snapshot.index]
@@ -364,5 +372,7 @@ def _default_predictions(objective: Objective, snapshot: Snapshot | None) -> dic
         return {}
     table = ids_only(ids, snapshot)
     values = np.clip(objective.members(table.columns), 0.0, 100.0).mean(axis=0)
+    if calibration is not None:
+        values = calibration.mean(values)
     return dict(zip(ids, values.tolist()))
 

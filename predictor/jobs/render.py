@@ -86,6 +86,8 @@ def ranking_table(ranking: Ranking, file=None) -> None:
         details.add_row(str(c.rank), "" if c.gain_vs_default is None else f"{c.gain_vs_default['points']:+.1f}",
                         "?" if math.isnan(c.params_b) else f"{c.params_b:g}B",
                         _drivers(c.drivers), _provenance(c.features, c.harness))
+    if ranking.caveat:
+        out.print(ranking.caveat)
     out.print(main)
     out.print(details)
     for line in rank_legend(ranking):
@@ -111,13 +113,16 @@ def rank_legend(ranking: Ranking) -> list[str]:
     level, k = f"{ranking.level:.0%}", ranking.top_k
     return [
         "predicted: RewardBench points (0-100) of a reward model trained from this base, by the ranking method "
-        "named in the title (chosen per recipe and target out of fold); * its size is outside the labelled models' "
-        "sizes, so the prediction extrapolates.",
-        f"interval: {level} prediction interval, the prediction ± the {level} quantile of the method's "
-        "leave-one-lineage-out errors, wider for a candidate that lacks inputs the method uses. "
-        f"P(top {k}): probability of being among the {k} best candidates.",
+        "named in the title (chosen per recipe and target out of fold), recalibrated on its out-of-fold errors; * its "
+        "size is outside the labelled models' sizes, so the prediction extrapolates.",
+        f"interval: {level} prediction interval of the predictive distribution fitted to the method's "
+        "leave-one-lineage-out errors (the prediction is its mean, shrunk where those errors show the method's top "
+        "over-predicted), wider for a candidate that lacks inputs the method uses or lies beyond the labelled "
+        f"predictions. P(top {k}): probability of being among the {k} best candidates, simulated jointly with "
+        "siblings of a lineage correlated.",
         "vs Llama: predicted points over the study's default, the Llama-3.x of the same size bucket (<3B, 3-6B, "
-        ">=6B). size: parameters. drivers: the features that move the prediction most, in points (mean_v2: mean of the six "
+        ">=6B). size: parameters. drivers: the features that move the ranking method's own prediction (before its "
+        "recalibration) most, in points (mean_v2: mean of the six "
         "leaderboard v2 scores; log_params: log of the parameter count). features: where the inputs came from "
         "(given: your file; snapshot: the shipped leaderboards; missing: unknown).",
     ]
@@ -183,13 +188,15 @@ def evaluation_table(ev, file=None) -> None:
         table.add_row(m.name, *cells)
     out = console(file)
     out.print(table)
-    out.print(f"Prediction intervals ({ev.interval_level:.0%} nominal): empirical coverage "
-              f"{ev.interval_coverage:.0%} out of fold.")
+    out.print(f"Prediction intervals ({ev.interval_level:.0%} nominal) of the method fit chooses, chosen and calibrated "
+              f"inside each training fold: empirical coverage {ev.interval_coverage:.0%} out of fold.")
     for line in ev.verdict:
         out.print(line)
     out.print(METRIC_LEGEND)
     if ev.budget is not None:
         budget_table(ev, out)
+    if ev.calibration is not None:
+        calibration_table(ev, out)
 
 
 def artifacts_table(summaries: list[dict], file=None) -> None:
@@ -284,8 +291,8 @@ def budget_table(ev, out) -> None:
     b = ev.budget
     figures = b.figures()
     table = Table(title=f"Budgeted decision, {ev.recipe} recipe: {b.n_pools} random pools of {b.pool_size}, "
-                  f"{b.budget} run(s); mean regret (points) / share of pools within 1 point, 95% bootstrap over pools",
-                  title_justify="left")
+                  f"{b.budget} run(s); mean regret (points) / share of pools within 1 point, 95% bootstrap over pools "
+                  "(simulation error only: every pool comes from the same labelled bases)", title_justify="left")
     table.add_column("policy", no_wrap=True)
     for k in range(1, b.budget + 1):
         table.add_column(f"{k} run{'s' if k > 1 else ''}", justify="right")
@@ -325,6 +332,43 @@ def plan_table(plan, file=None) -> None:
                f"{plan.p_within_1pt:.3f} >= {plan.confidence:g}") if plan.stop else f"continue (stop at {plan.confidence:g})"
     out.print(f"P(best measured within 1 point of the pool's best): {plan.p_within_1pt:.3f} now, "
               f"{plan.p_within_1pt_after:.3f} once these runs are measured — {verdict}.")
-    out.print(f"Residual sd {plan.residual_sd:.2f} points, lineage correlation {plan.lineage_correlation:.2f} "
-              "(leave-lineage-out, stored in the predictor).")
+    out.print(f"Predictive error sd {plan.residual_sd:.2f} points, lineage correlation {plan.lineage_correlation:.2f} "
+              "(fitted leave-lineage-out and stored in the predictor: the distribution rank shows).")
 
+
+
+def calibration_table(ev, out) -> None:
+    """`evaluate --calibration`: rank's intervals and P(top k), plan's P(best), checked out of pool."""
+    from rich.table import Table
+
+    c = ev.calibration
+    f = c.figures()
+    k, level = c.top_k, f"{c.level:.0%}"
+    cov, res, high = f["interval_coverage"], f["mean_residual"], f["p_top_k_at_least_half"]
+
+    def pct(x):
+        return "—" if x is None else f"{x:.0%}"
+
+    def pts(x):
+        return "—" if x is None else f"{x:+.2f}"
+
+    def num(x):
+        return "—" if x is None else f"{x:.2f}"
+
+    out.print(f"Calibration out of pool, {ev.recipe} recipe: {c.n_pools} random pools of {c.pool_size} (seed {c.seed}), "
+              "each fitted, chosen and calibrated on the labelled bases outside it only.")
+    out.print(f"{level} interval coverage: {pct(cov['top_k'])} of the {k} top-ranked (n={cov['n_top_k']}), "
+              f"{pct(cov['rest'])} of the rest (n={cov['n_rest']}). Mean residual (measured − shown): "
+              f"{pts(res['top_k'])} points for the {k} top-ranked, {pts(res['rest'])} for the rest.")
+    out.print(f"P(top {k}) stated >= 0.5: {high['n']} cases, mean stated {num(high['stated'])}, observed "
+              f"{num(high['observed'])}.")
+    for key, title in (("p_top_k", f"rank's P(top {k})"), ("p_best", "plan's P(best), nothing measured")):
+        table = Table(title=f"Reliability of {title}: stated vs observed per bin", title_justify="left")
+        for name in ("stated bin", "cases", "mean stated", "observed"):
+            table.add_column(name, justify="right")
+        for row in f[key]:
+            table.add_row(f"{row['bin'][0]:.1f}–{row['bin'][1]:.1f}", str(row["n"]), f"{row['stated']:.3f}",
+                          f"{row['observed']:.3f}")
+        out.print(table)
+    chosen = ", ".join(f"{m} {share:.0%}" for m, share in c.chosen.items())
+    out.print(f"Ranking method chosen inside the pools: {chosen}.")

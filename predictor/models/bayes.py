@@ -1,62 +1,49 @@
-"""The predictive distribution behind ``plan`` and the budget simulation, and how runs are chosen.
+"""What ``plan`` (and the budget simulation) believes about a pool, and how runs are chosen.
 
-Model, for candidate i of lineage g (RewardBench points)::
-
-    measured_i = predicted_i + sd_i · (sqrt(rho) · u_g + sqrt(1 - rho) · e_i),   u_g, e_i ~ N(0, 1)
-
-``predicted`` is the ranking method's prediction, ``sd`` its calibrated residual scale (widened for
-missing inputs) and ``rho`` the within-lineage residual correlation, all from leave-lineage-out
-residuals (predictor.models.uncertainty). A measured label fixes its candidate and, through the shared
-``u_g``, moves its siblings: with standardised residuals s_j of the measured siblings, u_g's posterior
-is normal with precision 1 + n·rho/(1 - rho) and mean sqrt(rho)/(1 - rho) · sum(s_j) / precision.
+The belief is the pool's predictive distribution (predictor.models.predictive: the same one ``rank``
+shows) conditioned on the labels measured so far. A measured base is known exactly and moves its
+siblings through their shared lineage effect u_g: with the standardised errors w_j of the measured
+siblings, u_g's conditional distribution is normal with precision 1 + n·rho/(1 - rho) and mean
+sqrt(rho)/(1 - rho) · sum(w_j) / precision (Gaussian conditioning of the normal part; the weights do
+not depend on the lineage's shared tail factor, which keeps its prior).
 
 Choosing runs. The value of a set S of runs is E[max(best measured, max_{i in S} measured_i)]: its
 complement is the expected regret against the pool's best, the figure ``evaluate --budget`` judges.
 One run (or the first of a batch) maximises expected improvement over the best measured score,
-E[max(y_i - best, 0)], in closed form; with nothing measured yet there is no incumbent and the
-highest posterior mean goes first. Runs that go out in parallel cannot wait for each other's
-results, so each further run of a batch maximises the gain of the batch's expected best given the
-runs already in it (greedy batch expected improvement, "q-EI", by Monte Carlo from the joint
-distribution): two siblings share u_g, so a batch spreads over lineages unless one is clearly best.
+E[max(y_i - best, 0)], by quadrature over the error's t distribution; with nothing measured yet there
+is no incumbent and the highest mean goes first. Runs that go out in parallel cannot wait for each
+other's results, so each further run of a batch maximises the gain of the batch's expected best
+given the runs already in it (greedy batch expected improvement, "q-EI", by Monte Carlo from the
+joint distribution): two siblings share u_g, so a batch spreads over lineages unless one is clearly best.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from predictor.errors import DataError
+from predictor.models import student as S
+from predictor.models.predictive import Predictive
+
 N_DRAWS = 4000  # Monte Carlo draws of the joint distribution (P(best), P(within 1 point), batch gains)
 WITHIN = 1.0  # points: "close enough to the pool's best"
+CHUNK = 256  # candidates per block of the quadrature, (CHUNK, nodes) at a time
 
 
-def normal_cdf(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.array([math.erf(v / math.sqrt(2.0)) for v in np.ravel(z)]).reshape(np.shape(z)))
-
-
-def normal_pdf(z: np.ndarray) -> np.ndarray:
-    return np.exp(-0.5 * np.square(z)) / math.sqrt(2.0 * math.pi)
-
-
-def expected_improvement(mean: np.ndarray, sd: np.ndarray, best: float) -> np.ndarray:
-    """E[max(Y - best, 0)] for Y ~ N(mean, sd²), elementwise; sd = 0 gives max(mean - best, 0)."""
-    mean, sd = np.asarray(mean, float), np.asarray(sd, float)
-    safe = np.where(sd > 0, sd, 1.0)
-    z = (mean - best) / safe
-    ei = (mean - best) * normal_cdf(z) + safe * normal_pdf(z)
-    return np.where(sd > 0, ei, np.maximum(mean - best, 0.0))
-
-
-@dataclass
+@dataclass(frozen=True)
 class Belief:
-    """What is believed about a pool's scores: prior predictions, their uncertainty and what was measured."""
+    """A pool's predictive distribution and the scores measured so far."""
 
-    predicted: np.ndarray  # (N,) the ranking method's predictions, points
-    sd: np.ndarray  # (N,) residual scale, points
-    group: np.ndarray  # (N,) int lineage index
-    rho: float  # within-lineage residual correlation, [0, 1)
+    dist: Predictive  # prior: mean, scale, lineage, error (predictor.models.predictive)
     measured: np.ndarray  # (N,) measured score, points; NaN where not trained yet
+
+    def __post_init__(self):
+        if not np.isfinite(self.dist.mean).all():
+            raise DataError("a candidate has no prediction (too few labelled bases left to fit the method on); "
+                            "use a smaller pool or add labels")
 
     @property
     def open(self) -> np.ndarray:
@@ -67,45 +54,62 @@ class Belief:
         return float(np.nanmax(self.measured)) if (~self.open).any() else -math.inf
 
     def lineage_posterior(self) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, variance) of each lineage's shared effect u_g given the measured siblings, (G,) each."""
-        n_groups = int(self.group.max()) + 1
+        """(mean, variance) of each lineage's effect u_g given the measured siblings, (G,) each."""
+        n_groups = int(self.dist.group.max()) + 1
         done = ~self.open
-        s = (self.measured[done] - self.predicted[done]) / self.sd[done]  # standardised residuals
-        total = np.bincount(self.group[done], weights=s, minlength=n_groups)  # (G,)
-        count = np.bincount(self.group[done], minlength=n_groups)
-        precision = 1.0 + count * self.rho / (1.0 - self.rho)
-        return math.sqrt(self.rho) / (1.0 - self.rho) * total / precision, 1.0 / precision
+        rho = self.dist.error.rho
+        w = self.dist.standardised(np.where(done, self.measured, self.dist.mean))[done]
+        total = np.bincount(self.dist.group[done], weights=w, minlength=n_groups)  # (G,)
+        count = np.bincount(self.dist.group[done], minlength=n_groups)
+        precision = 1.0 + count * rho / (1.0 - rho)
+        return math.sqrt(rho) / (1.0 - rho) * total / precision, 1.0 / precision
+
+    def _expect(self, fn) -> np.ndarray:
+        """(N,) E[fn(score, i)] per open candidate by quadrature: its standardised error is
+        sqrt(rho)·E[u_g] + s·T with s² = rho·Var[u_g] + 1 - rho and T ~ t(dof)."""
+        shift, var = self.lineage_posterior()
+        rho, d = self.dist.error.rho, self.dist
+        t, weight = S.nodes(d.error.dof)
+        out = np.zeros(len(d.mean))
+        for start in range(0, len(d.mean), CHUNK):
+            rows = np.arange(start, min(start + CHUNK, len(d.mean)))
+            g = d.group[rows]
+            w = math.sqrt(rho) * shift[g, None] + np.sqrt(rho * var[g] + 1 - rho)[:, None] * t  # (R, nodes)
+            out[rows] = (fn(d.to_points(w, rows[:, None]), rows[:, None]) * weight).sum(axis=1)
+        return out
 
     def posterior(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean, sd) per candidate, points; a measured candidate is its measurement with sd 0."""
-        m_u, v_u = self.lineage_posterior()
-        mean = self.predicted + self.sd * math.sqrt(self.rho) * m_u[self.group]
-        sd = self.sd * np.sqrt(self.rho * v_u[self.group] + 1.0 - self.rho)
+        mean = self._expect(lambda y, i: y)
+        second = self._expect(lambda y, i: y * y)
+        sd = np.sqrt(np.maximum(second - mean * mean, 0.0))
         return np.where(self.open, mean, self.measured), np.where(self.open, sd, 0.0)
+
+    def improvement(self, best: float) -> np.ndarray:
+        """(N,) E[max(score - best, 0)], points; 0 for measured candidates."""
+        gain = self._expect(lambda y, i: np.maximum(y - best, 0.0))
+        return np.where(self.open, gain, 0.0)
 
     def draws(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n, N) joint draws of every candidate's score; measured candidates fixed."""
-        m_u, v_u = self.lineage_posterior()
-        u = m_u + np.sqrt(v_u) * rng.standard_normal((n, len(m_u)))  # (n, G)
-        e = rng.standard_normal((n, len(self.predicted)))  # (n, N)
-        y = self.predicted + self.sd * (math.sqrt(self.rho) * u[:, self.group] + math.sqrt(1.0 - self.rho) * e)
+        shift, var = self.lineage_posterior()
+        y = self.dist.draws(n, rng, shift=shift, spread=var)
         return np.where(self.open, y, self.measured)
 
     def reveal(self, i: int, value: float) -> "Belief":
         measured = self.measured.copy()
         measured[i] = value
-        return Belief(self.predicted, self.sd, self.group, self.rho, measured)
+        return replace(self, measured=measured)
 
 
 def next_run(belief: Belief) -> tuple[int, float]:
     """(candidate, expected improvement) of the single best next run; nothing measured: the highest
-    posterior mean, with improvement NaN (there is nothing to improve on)."""
-    mean, sd = belief.posterior()
+    mean, with improvement NaN (there is nothing to improve on)."""
     best = belief.best_measured
     if math.isinf(best):
-        score, gain = mean, np.full(len(mean), math.nan)
+        score, gain = belief.dist.mean, np.full(len(belief.measured), math.nan)
     else:
-        score = gain = expected_improvement(mean, sd, best)
+        score = gain = belief.improvement(best)
     i = int(np.argmax(np.where(belief.open, score, -np.inf)))  # ties: the earliest candidate
     return i, float(gain[i])
 

@@ -1,10 +1,8 @@
-"""How wrong a ranking method is out of sample: residual scale, lineage correlation, missing inputs.
+"""How wrong a ranking method is out of sample: lineage correlation and missing inputs.
 
-All three come from leave-one-lineage-out residuals (measured − predicted, points) and are stored
-in the artifact at fit time:
+Both come from leave-one-lineage-out residuals (measured − predicted, points); the predictive
+distribution built on them is predictor.models.predictive.
 
-- ``residual_sd``: the scale of a normal predictive distribution, calibrated so that its central
-  80% interval is the 80% quantile of |residual| — the interval ``rank`` shows at its default level.
 - ``lineage_correlation``: the correlation of residuals of two bases of one lineage (pairs of one
   lineage, moment estimator, clipped to [0, 0.9]). A measured base then says something about its
   siblings (``predictor.models.bayes``).
@@ -23,15 +21,9 @@ import numpy as np
 
 from predictor.data import features as F
 from predictor.errors import DataError
-from predictor.models.metrics import interval_halfwidth
 
-Z90 = 1.2815515655446004  # standard normal 90% quantile: a central 80% interval is ±Z90·sd
 RHO_MAX = 0.9
 MIN_INPUTS = 1  # a candidate must have at least this many of the method's input groups
-
-
-def residual_sd(residuals: np.ndarray) -> float:
-    return interval_halfwidth(residuals, 0.8) / Z90
 
 
 def lineage_correlation(residuals: np.ndarray, lineage: np.ndarray) -> float:
