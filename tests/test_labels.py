@@ -205,3 +205,16 @@ def test_a_fully_measured_pool_says_so(run, tmp_path):
     labels = write(tmp_path / "l.csv", HEADER + GEMMA_HS2 + "Qwen/Qwen2.5-7B-Instruct,regression,helpsteer2,rewardbench-v1,80,70,80,85,78.75\n")
     assert_one_line_error(run("plan", candidates, "--budget", "1", "--labels", labels),
                           "all 2 candidates are measured already", "google/gemma-2-9b-it")
+
+
+def test_labels_from_one_learning_rate_are_said(tmp_path):
+    """`train --labels-out` records lrs_tried; the study's labels are the best of a grid."""
+    path = write(tmp_path / "l.csv", HEADER.rstrip("\n") + ",lrs_tried\n" + GEMMA_HS2.rstrip("\n") + ",1\n"
+                 + "Qwen/Qwen2.5-7B-Instruct,regression,helpsteer2,rewardbench-v1,90,70,80,85,81.25,10\n")
+    notes = []
+    labels = LB.read_labels([path], note=notes.append)
+    assert sorted(lab.lrs_tried for lab in labels) == [1, 10]
+    assert len(notes) == 1 and "1 label(s) come from one learning rate" in notes[0] and "--lr-sweep" in notes[0]
+    bad = write(tmp_path / "b.csv", HEADER.rstrip("\n") + ",lrs_tried\n" + GEMMA_HS2.rstrip("\n") + ",0.5\n")
+    with pytest.raises(DataError, match="b.csv row 2, column lrs_tried"):
+        LB.read_labels([bad])

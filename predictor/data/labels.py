@@ -22,7 +22,8 @@ RECIPES = ("regression", "bradley_terry")
 
 PARTIAL = "partial"  # in a label's eval value (e.g. rewardbench-v1-partial): an incomplete RewardBench run
 SCORE_TOLERANCE = 0.15  # points: score must equal the mean of the four sections within this
-ON_DUPLICATE = ("error", "mean", "last")  # what to do with a base labelled twice for one recipe
+ON_DUPLICATE = ("error", "mean", "last")
+LRS_TRIED = "lrs_tried"  # optional column `basepick train --labels-out` writes: learning rates tried  # what to do with a base labelled twice for one recipe
 INPUTS = F.V2_SCORES + ("params_b",)  # every ranking method reads these: a labelled base needs them all
 _TRAIN_DATA_ALIASES = {"helpsteer-2": "helpsteer2", "helpsteer2-pref": "helpsteer2-preference",
                        "helpsteer-2-preference": "helpsteer2-preference"}
@@ -55,6 +56,7 @@ class Label:
     eval: str  # canonical (canonical_eval), e.g. rewardbench-v1; contains "partial" for an incomplete run
     values: dict[str, float]  # target name → RewardBench points 0-100, all five present
     source: str  # "file row N" for error messages
+    lrs_tried: int | None = None  # learning rates `train` tried (its lrs_tried column); the study's: best of 10
 
     @property
     def partial(self) -> bool:
@@ -73,7 +75,12 @@ def read_labels(sources: list, *, allow_partial: bool = False, on_duplicate: str
     recipe (``one_per_base``)."""
     labels = load_labels(sources)
     refuse_partial(labels, allow_partial)
-    return one_per_base(labels, on_duplicate, note)
+    labels = one_per_base(labels, on_duplicate, note)
+    if (single := [lab for lab in labels if lab.lrs_tried == 1]):
+        note(f"{len(single)} label(s) come from one learning rate (lrs_tried=1), e.g. {single[0].source}: the study's "
+             "labels are the best of the recipe's learning-rate grid, so these may sit lower; `basepick train "
+             "--lr-sweep` makes labels on the study's scale")
+    return labels
 
 
 def load_labels(sources: list) -> list[Label]:
@@ -90,6 +97,7 @@ def load_labels(sources: list) -> list[Label]:
     for source in sources:
         table = read_table(source)
         cols = {name: table.column(name) for name in LABEL_KEY + TARGETS}
+        lrs_col = table.header.index(LRS_TRIED) if LRS_TRIED in table.header else None
         if not table.rows:
             raise DataError(f"{table.name}: no label rows below the header; give a file with labels, or leave it out")
         parsed = [_label_values(table, i, row, cols) for i, row in enumerate(table.rows)]
@@ -107,7 +115,8 @@ def load_labels(sources: list) -> list[Label]:
                 raise DataError(f"{where}: score {values['score']:g} is not the mean of the four sections "
                                 f"({mean:.2f}, allowed difference {SCORE_TOLERANCE:g}); RewardBench's score is their mean")
             model_id, recipe, train_data, eval_ = (table.rows[i][cols[name]].strip() for name in LABEL_KEY)
-            label = Label(model_id, recipe, canonical_train_data(train_data), canonical_eval(eval_), values, where)
+            lrs = _lrs_tried(where, table.rows[i][lrs_col]) if lrs_col is not None else None
+            label = Label(model_id, recipe, canonical_train_data(train_data), canonical_eval(eval_), values, where, lrs)
             key = (*label.base, label.train_data, label.eval)
             if key in seen and _same_values(seen[key].values, values):
                 continue  # the same label again (a file given twice): one label
@@ -144,8 +153,9 @@ def one_per_base(labels: list[Label], on_duplicate: str = "error", note: Callabl
             out.append(group[-1])
         else:
             values = {t: float(np.mean([lab.values[t] for lab in group])) for t in TARGETS}
+            tried = [lab.lrs_tried for lab in group if lab.lrs_tried is not None]
             out.append(Label(group[-1].model_id, group[-1].recipe, group[-1].train_data, group[-1].eval, values,
-                             " + ".join(lab.source for lab in group)))
+                             " + ".join(lab.source for lab in group), min(tried) if tried else None))
         note(f"{group[0].model_id} ({group[0].recipe}) is labelled {len(group)} times: "
              f"{'their mean is used' if on_duplicate == 'mean' else 'the last row (' + group[-1].source + ') is used'}")
     return out
@@ -172,6 +182,20 @@ def _label_values(table: Table, i: int, row: list[str], cols: dict[str, int]) ->
             raise DataError(f"{where}, column {name}: {value:g} is not a RewardBench score in points 0-100")
         values[name] = value
     return values
+
+
+def _lrs_tried(where: str, cell: str) -> int | None:
+    """The optional lrs_tried cell: empty, or a whole number of learning rates (at least 1)."""
+    text = cell.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+        raise DataError(f"{where}, column {LRS_TRIED}: {text[:20]!r} is not a count of learning rates (1, 2, ...)")
+    return int(value)
 
 
 def refuse_partial(labels: list[Label], allow: bool) -> None:
