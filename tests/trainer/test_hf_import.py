@@ -59,14 +59,51 @@ def test_sharded_bf16_and_sharding_load_the_same_model(tmp_path):
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     model = load_reward_model(out, sharding=lambda path, abstract: sharding)
     np.testing.assert_array_equal(np.asarray(forward(model, IDS, MASK)), reference)
-    (out / "model-00002-of-00002.safetensors").unlink()
-    with pytest.raises(ArtifactError, match="model-00002-of-00002.safetensors: cannot read weights"):
-        load_reward_model(out)
 
     bf16 = _copy(tmp_path / "bf16", lambda t: {k: v.astype(ml_dtypes.bfloat16) for k, v in t.items()})
     model = load_reward_model(bf16, param_dtype="float32")
     assert model.model.embed_tokens.embedding[...].dtype == np.float32
     np.testing.assert_allclose(np.asarray(forward(model, IDS, MASK)), reference, atol=0.05)
+
+
+def _two_shards(tmp_path: Path) -> Path:
+    out = _copy(tmp_path)
+    tensors = load_file(str(out / "model.safetensors"))
+    (out / "model.safetensors").unlink()
+    names = sorted(tensors)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    for file, keys in shards.items():
+        save_file({k: tensors[k] for k in keys}, str(out / file), metadata={"format": "pt"})
+    index = {"metadata": {}, "weight_map": {k: f for f, keys in shards.items() for k in keys}}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index))
+    return out
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "not listed"])
+def test_a_damaged_shard_is_one_error_line_naming_it_and_nothing_is_written(run, tmp_path, damage):
+    """`train` on a base whose index names a missing file, whose shard is cut short, or whose shard lacks a
+    tensor the index puts there: exit 2, one Error line naming the file, no run directory."""
+    from tests.conftest import assert_one_line_error
+
+    base = _two_shards(tmp_path)
+    shard = base / "model-00002-of-00002.safetensors"
+    if damage == "missing":
+        shard.unlink()
+    elif damage == "truncated":
+        shard.write_bytes(shard.read_bytes()[:-100])
+    else:
+        index = json.loads((base / "model.safetensors.index.json").read_text())
+        index["weight_map"]["model.layers.0.mlp.up_proj.weight"] = shard.name
+        index["weight_map"] = {k: (shard.name if k == "model.norm.weight" else v) for k, v in index["weight_map"].items()}
+        (base / "model.safetensors.index.json").write_text(json.dumps(index))
+        shard = base / "model-00002-of-00002.safetensors"
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(json.dumps({"prompt": "a", "chosen": "b", "rejected": "c"}) + "\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run("train", base, "--recipe", "bradley_terry", "--data", data, "--eval-data", data,
+                 "--out", tmp_path / "run")
+    assert_one_line_error(result, str(shard))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_read_model_dir_reports_architecture_and_labels():
