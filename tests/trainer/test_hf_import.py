@@ -1,6 +1,7 @@
 """Loading HF directories without torch: shards, bf16, sharding, strict key report, clear errors."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -173,3 +174,30 @@ def test_untied_classifier_has_no_lm_head(tmp_path):
     _edit_config(out, tie_word_embeddings=False)
     with pytest.raises(ArtifactError, match="no LM head"):
         load_causal_lm(out)
+
+
+def test_gemma3_multimodal_checkpoint_in_either_layout(tmp_path):
+    """Gemma 3 from 4B up ships as Gemma3ForConditionalGeneration with the decoder under
+    ``language_model.model.`` next to a vision tower (what transformers 5.25 saves, too); transformers 4.5x
+    saved it under ``model.language_model.``. The decoder loads from either layout, the vision weights are
+    skipped, and a stray tensor inside the decoder is still reported."""
+    pytest.importorskip("torch")
+    from tests.trainer.fixtures import make_fixtures as builders
+
+    builders.build_hf_model("gemma3_multimodal", "causal", tmp_path / "published", seed=2)
+    moved = tmp_path / "moved"
+    shutil.copytree(tmp_path / "published", moved)
+    tensors = load_file(str(moved / "model.safetensors"))
+    assert any(k.startswith("vision_tower.") for k in tensors) and "language_model.model.norm.weight" in tensors
+    renamed = {("model." + k if k.startswith(("vision_tower.", "multi_modal_projector.")) else
+                k.replace("language_model.model.", "model.language_model.")): v for k, v in tensors.items()}
+    save_file(renamed, str(moved / "model.safetensors"), metadata={"format": "pt"})
+    assert (read_model_dir(tmp_path / "published").prefix, read_model_dir(moved).prefix) == (
+        "language_model.model", "model.language_model")
+    ids, mask = builders.padded_batch((5, 40, 17), "right", seed=3)
+    a, b = load_reward_model(tmp_path / "published", seed=1), load_reward_model(moved, seed=1)
+    np.testing.assert_array_equal(np.asarray(forward(a, ids, mask)), np.asarray(forward(b, ids, mask)))
+    stray = "model.language_model.layers.9.extra.weight"
+    save_file({**renamed, stray: np.zeros(3, np.float32)}, str(moved / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ArtifactError, match=rf"unexpected tensors \({re.escape(stray)}\)"):
+        load_reward_model(moved)

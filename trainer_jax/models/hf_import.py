@@ -1,9 +1,10 @@
 """Torch-free loading of a local Hugging Face model directory into NNX models.
 
-abstract model (``nnx.eval_shape``) -> explicit key map with transposes (``trainer_jax.models.keymap``)
--> strict report of missing, unexpected and mis-shaped tensors (from the safetensors headers) -> each
-parameter built shard by shard with ``jax.make_array_from_callback`` from sliced safetensors reads
-(numpy, no torch), so a process reads only what its devices hold -> ``nnx.merge``.
+Every weights file checked whole first (present, not truncated, holding what the index says) -> abstract
+model (``nnx.eval_shape``) -> explicit key map with transposes (``trainer_jax.models.keymap``; a multimodal
+checkpoint's language model alone) -> strict report of missing, unexpected and mis-shaped tensors (from the
+safetensors headers) -> each parameter built shard by shard with ``jax.make_array_from_callback`` from
+sliced safetensors reads (numpy, no torch), so a process reads only what its devices hold -> ``nnx.merge``.
 """
 
 from __future__ import annotations
