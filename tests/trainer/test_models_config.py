@@ -35,8 +35,8 @@ def test_llama32_hub_config_with_old_rope_fields():
 
 def test_linear_rope_old_type_key():
     cfg = config_from_dict({**BASE, "model_type": "llama", "rope_scaling": {"type": "linear", "factor": 2.0}})
-    np.testing.assert_allclose(inverse_frequencies(cfg.layer_ropes[0], 16), 1.0 / 10000.0 ** (np.arange(0, 16, 2) / 16) / 2,
-                               rtol=1e-6)
+    expected = 1.0 / 10000.0 ** (np.arange(0, 16, 2) / 16) / 2
+    np.testing.assert_allclose(inverse_frequencies(cfg.layer_ropes[0], 16), expected, rtol=1e-6)
 
 
 def test_qwen2_sliding_window_only_when_enabled():
@@ -103,11 +103,13 @@ def test_unsupported_model_type_and_bad_fields():
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"model_type": "mixtral", "num_local_experts": 8}, "mixture-of-experts models are not supported (model_type 'mixtral')"),
+    ({"model_type": "mixtral", "num_local_experts": 8},
+     "mixture-of-experts models are not supported (model_type 'mixtral')"),
     ({"model_type": "qwen3_moe"}, "mixture-of-experts"),
     ({"model_type": "olmoe"}, "mixture-of-experts"),
     ({"model_type": "qwen3", "num_experts": 64}, "dense qwen3 model declares experts (num_experts=64)"),
-    ({"model_type": "llama", "num_key_value_heads": 3}, "num_attention_heads 4 is not a multiple of num_key_value_heads 3"),
+    ({"model_type": "llama", "num_key_value_heads": 3},
+     "num_attention_heads 4 is not a multiple of num_key_value_heads 3"),
     ({"model_type": "qwen3", "head_dim": 16, "num_key_value_heads": 3}, "not a multiple of num_key_value_heads 3"),
     ({"model_type": "qwen3", "head_dim": 16, "intermediate_size": 0}, "sizes must be positive (intermediate_size=0)"),
     ({"model_type": "qwen3", "head_dim": 16, "vocab_size": -5}, "vocab_size=-5"),

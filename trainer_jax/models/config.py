@@ -249,13 +249,13 @@ def config_from_dict(d: dict[str, Any]) -> DecoderConfig:
             attn_logit_softcap=d.get("attn_logit_softcapping"),
             final_logit_softcap=d.get("final_logit_softcapping"),
             query_scale=float(d.get("query_pre_attn_scalar") or head_dim) ** -0.5,
-            embed_scale=math.sqrt(hidden) if spec.gemma_scaling else 1.0,
+            embed_scale=math.sqrt(hidden) if spec.sqrt_d_embeddings else 1.0,
             tie_word_embeddings=bool(d.get("tie_word_embeddings", False)),
             initializer_range=float(d.get("initializer_range") or 0.02),
             pad_token_id=d.get("pad_token_id") if isinstance(d.get("pad_token_id"), int) else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(f"config.json of a {d.get('model_type')} model is missing or has a bad field: {exc}") from None
+        raise ArtifactError(f"config.json of a {d['model_type']} model is missing or has a bad field: {exc}") from None
     _check(cfg, explicit_head_dim)
     return cfg
 

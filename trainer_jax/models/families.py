@@ -15,11 +15,12 @@ class Family:
     classifier: str  # the *ForSequenceClassification class an export is written as
     norm: str  # "rms" (Llama), "rms_f32" (OLMo 2: weight applied in fp32), "rms_1p" (Gemma: 1 + w, fp32),
     #            "layer" (LayerNorm with bias, StableLM), "layer_1p" (Nemotron: LayerNorm with 1 + w and bias)
-    block_norms: str  # "pre" (before attention and MLP), "sandwich" (before and after, Gemma 2/3), "post" (after, OLMo 2)
+    block_norms: str  # "pre" (before attention and MLP), "sandwich" (before and after: Gemma 2/3),
+    #                   "post" (after: OLMo 2)
     qk_norm: str | None  # norm of queries and keys before RoPE: "head" (per head, Qwen3/Gemma 3),
     #                      "proj" (over the whole projection, OLMo 2), None
     gated_mlp: bool = True  # down(act(gate(x)) * up(x)); False: down(act(up(x))) (Nemotron's squared ReLU)
-    gemma_scaling: bool = False  # embeddings x sqrt(D); the query scale and logit soft-caps come from config.json
+    sqrt_d_embeddings: bool = False  # token embeddings multiplied by sqrt(D) (Gemma)
     extra_architectures: tuple[str, ...] = ()  # further architectures read (Gemma 3's multimodal checkpoints)
 
 
@@ -33,10 +34,10 @@ FAMILIES: dict[str, Family] = {
     "smollm3": Family("SmolLM3", "SmolLM3ForSequenceClassification", "rms", "pre", None),
     "olmo2": Family("Olmo2", "Olmo2ForSequenceClassification", "rms_f32", "post", "proj"),
     "olmo3": Family("Olmo3", "Olmo3ForSequenceClassification", "rms_f32", "post", "proj"),
-    "gemma": Family("Gemma", "GemmaForSequenceClassification", "rms_1p", "pre", None, gemma_scaling=True),
-    "gemma2": Family("Gemma2", "Gemma2ForSequenceClassification", "rms_1p", "sandwich", None, gemma_scaling=True),
+    "gemma": Family("Gemma", "GemmaForSequenceClassification", "rms_1p", "pre", None, sqrt_d_embeddings=True),
+    "gemma2": Family("Gemma2", "Gemma2ForSequenceClassification", "rms_1p", "sandwich", None, sqrt_d_embeddings=True),
     "gemma3": Family("Gemma3", "Gemma3TextForSequenceClassification", "rms_1p", "sandwich", "head",
-                     gemma_scaling=True, extra_architectures=("Gemma3ForConditionalGeneration",)),
+                     sqrt_d_embeddings=True, extra_architectures=("Gemma3ForConditionalGeneration",)),
     "stablelm": Family("StableLm", "StableLmForSequenceClassification", "layer", "pre", None),
     "nemotron": Family("Nemotron", "NemotronForSequenceClassification", "layer_1p", "pre", None, gated_mlp=False),
 }

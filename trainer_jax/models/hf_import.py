@@ -69,7 +69,8 @@ def _weight_map(path: Path) -> dict[str, str]:
     index = path / "model.safetensors.index.json"
     if index.is_file():
         try:
-            weight_map = {str(k): str(v) for k, v in json.loads(index.read_text(encoding="utf-8"))["weight_map"].items()}
+            listed = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            weight_map = {str(k): str(v) for k, v in listed.items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ArtifactError(f"{index} is not a valid safetensors index: {_one_line(exc)}") from None
         for name in sorted(set(weight_map.values())):

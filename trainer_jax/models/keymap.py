@@ -50,7 +50,8 @@ _BLOCK_NORMS = {
 
 
 def _block(cfg: DecoderConfig, path: Path, key: str) -> list[Entry]:
-    entries = [e for name, hf in _BLOCK_NORMS[cfg.block_norms].items() for e in _norm(cfg, (*path, name), f"{key}.{hf}")]
+    norms = _BLOCK_NORMS[cfg.block_norms].items()
+    entries = [e for name, hf in norms for e in _norm(cfg, (*path, name), f"{key}.{hf}")]
     entries += _attention(cfg, (*path, "self_attn"), f"{key}.self_attn")
     return entries + _mlp(cfg, (*path, "mlp"), f"{key}.mlp")
 

@@ -34,7 +34,7 @@ def inverse_frequencies(rope: Rope, dim: int) -> np.ndarray:
     return inv_freq
 
 
-def rope_tables(config: DecoderConfig, ropes: tuple[Rope | None, ...], t: int, dtype) -> tuple[jnp.ndarray, jnp.ndarray]:
+def rope_tables(config: DecoderConfig, ropes: tuple[Rope | None, ...], t: int, dtype) -> tuple[jnp.ndarray, ...]:
     """cos, sin of shape (len(ropes), 1, T, R) for positions 0..T-1; angles computed in float32.
 
     A ``None`` rope is the identity (cos 1, sin 0): ``apply_rope`` then returns its input exactly, which is
