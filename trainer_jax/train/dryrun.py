@@ -196,8 +196,8 @@ def _device_memory(device_memory_gb: float | None, planned: bool) -> tuple[int, 
         raise DataError(f"{device.platform} devices report no memory size: give --device-memory GB")
     host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # bytes of physical memory
     n = jax.local_device_count()
-    return host // n, f"host memory ({host / GIB:.1f} GiB{f' shared by {n} CPU devices' if n > 1 else ''}; " \
-                      "CPU devices report no size, --device-memory sets one)"
+    shared = f" shared by {n} CPU devices" if n > 1 else ""
+    return host // n, f"host memory ({host / GIB:.1f} GiB{shared}; CPU devices report no size, --device-memory sets one)"
 
 
 def estimate(base_dir: str | Path, config: TrainConfig, *, device_memory_gb: float | None = None,
