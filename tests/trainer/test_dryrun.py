@@ -101,6 +101,90 @@ def test_unsupported_architecture_is_one_line_exit_2(run, tmp_path):
     assert sorted(p.name for p in base.iterdir()) == ["config.json"]
 
 
-def test_cpu_devices_need_a_memory_size(run, tmp_path):
-    result = run("train", str(_base(tmp_path, "qwen2.5-0.5b-instruct")), "--recipe", "bradley_terry", "--dry-run")
-    assert result.exit_code == 2 and "give --device-memory GB" in result.stderr
+def test_cpu_devices_fall_back_to_host_memory_and_say_so(run, tmp_path):
+    base = _base(tmp_path, "qwen2.5-0.5b-instruct")
+    result = run("train", str(base), "--recipe", "bradley_terry", "--dry-run", "--format", "json")
+    assert result.exit_code in (0, 1), result.output  # fits or not: a verdict, never a usage error
+    report = json.loads(result.stdout)
+    assert report["device_memory_bytes"] == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert report["device_memory_source"].startswith("host memory")
+    assert "host memory" in run("train", str(base), "--recipe", "bradley_terry", "--dry-run").stdout
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-3"])
+def test_device_memory_must_be_a_positive_finite_size(run, tmp_path, value):
+    from tests.conftest import assert_one_line_error
+
+    result = run("train", str(_base(tmp_path, "qwen2.5-0.5b-instruct")), "--recipe", "bradley_terry", "--dry-run",
+                 f"--device-memory={value}")
+    assert_one_line_error(result, "--device-memory")
+
+
+def _transformers_parameters(hf_config: dict) -> int:
+    """What transformers' own *ForSequenceClassification (1 label) of this config.json holds, built on the meta
+    device (no memory), for a multimodal config its text decoder's."""
+    import torch
+    from transformers import CONFIG_MAPPING, AutoModelForSequenceClassification
+
+    config = CONFIG_MAPPING[hf_config["model_type"]].from_dict(hf_config).get_text_config()
+    config.num_labels = 1
+    with torch.device("meta"):
+        return sum(p.numel() for p in AutoModelForSequenceClassification.from_config(config).parameters())
+
+
+@pytest.mark.parametrize("name", ["qwen3-8b", "gemma-3-12b-it", "olmo-2-1124-13b-instruct", "llama-3.1-8b-instruct"])
+def test_parameter_bytes_are_exact_for_published_configs(run, tmp_path, name):
+    pytest.importorskip("torch")
+    result = _dry(run, _base(tmp_path, name), "--platform", "gpu", "--devices", "1")
+    assert result.exit_code == 1, result.output  # 7.5B and up do not fit one 80 GB device
+    report = json.loads(result.stdout)
+    count = _transformers_parameters(json.loads((CONFIGS / f"{name}.json").read_text()))
+    assert report["model"]["parameters"] == count and report["per_device_bytes"]["params"] == 4 * count
+
+
+@pytest.mark.parametrize("family", ["qwen3", "gemma3", "gemma3_multimodal", "olmo2", "olmo3", "smollm3", "gemma",
+                                    "stablelm", "nemotron", "ministral"])
+def test_parameter_bytes_are_exact_for_each_family(run, tmp_path, family):
+    """One device: the dry run's fp32 parameter bytes are 4 x transformers' parameter count, exactly."""
+    pytest.importorskip("torch")
+    from tests.trainer.fixtures import make_fixtures as builders
+    from trainer_jax.models.families import FAMILIES, MODEL_TYPES
+
+    base = tmp_path / family
+    base.mkdir()
+    hf_config = builders.hf_config(family).to_dict()
+    prefix = FAMILIES[MODEL_TYPES[hf_config["model_type"]]].prefix
+    hf_config["architectures"] = [f"{prefix}ForConditionalGeneration" if family.endswith("multimodal")
+                                  else f"{prefix}ForCausalLM"]
+    (base / "config.json").write_text(json.dumps(hf_config))
+    result = _dry(run, base, "--platform", "cpu")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    count = _transformers_parameters(json.loads((base / "config.json").read_text()))
+    assert report["model"]["parameters"] == count and report["per_device_bytes"]["params"] == 4 * count
+
+
+MOE = {"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "hidden_size": 64, "intermediate_size": 128,
+       "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 100,
+       "num_local_experts": 8, "num_experts_per_tok": 2}
+DENSE = {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 64, "intermediate_size": 128,
+         "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "num_hidden_layers": 2, "vocab_size": 100}
+
+
+@pytest.mark.parametrize(("config", "fragment"), [
+    (MOE, "mixture-of-experts models are not supported (model_type 'mixtral')"),
+    ({**MOE, "architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe", "num_experts": 8}, "'qwen3_moe'"),
+    ({**MOE, "architectures": ["OlmoeForCausalLM"], "model_type": "olmoe", "num_experts": 8}, "'olmoe'"),
+    ({**DENSE, "num_experts": 8}, "dense qwen3 model declares experts (num_experts=8)"),
+    ({**DENSE, "num_key_value_heads": 3}, "num_attention_heads 4 is not a multiple of num_key_value_heads 3"),
+    ({**DENSE, "num_hidden_layers": 0}, "sizes must be positive (num_hidden_layers=0)"),
+    ({**DENSE, "intermediate_size": -128}, "intermediate_size=-128"),
+])
+def test_moe_and_contradictory_configs_are_refused_not_fitted(run, tmp_path, config, fragment):
+    from tests.conftest import assert_one_line_error
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps(config))
+    assert_one_line_error(_dry(run, base, "--platform", "gpu"), fragment)
+    assert sorted(p.name for p in base.iterdir()) == ["config.json"]

@@ -72,7 +72,7 @@ def test_pair_rewards_is_one_forward_of_both():
 
 def test_bf16_compute_keeps_fp32_params_and_head():
     model = load_reward_model(GOLDEN / "qwen2-rm", dtype=jnp.bfloat16)
-    assert model.model.layers[0].self_attn.q_proj.kernel[...].dtype == jnp.float32
+    assert model.model.layers.self_attn.q_proj.kernel[...].dtype == jnp.float32  # (L, D, N*H) stacked
     hidden = nnx.jit(lambda m, i, k: m.model(i, k))(model, jnp.array([[3, 4, 5]]), jnp.array([[1, 1, 1]]))
     out = forward(model, jnp.array([[3, 4, 5]]), jnp.array([[1, 1, 1]]))
     assert hidden.dtype == jnp.bfloat16 and out.dtype == jnp.float32 and out.shape == (1, 1)

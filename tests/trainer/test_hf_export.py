@@ -15,6 +15,7 @@ from flax import nnx  # noqa: E402
 
 from predictor.errors import ArtifactError  # noqa: E402
 from tests.trainer.fixtures import make_fixtures as builders  # noqa: E402  (torch imported lazily)
+from trainer_jax.models.families import FAMILIES  # noqa: E402
 from trainer_jax.models.hf_export import export_reward_model  # noqa: E402
 from trainer_jax.models.hf_import import load_reward_model  # noqa: E402
 
@@ -41,10 +42,16 @@ def test_export_round_trip_without_torch(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rm"]
 
 
-@pytest.mark.parametrize(
-    ("family", "kind", "num_labels"), [("llama", "causal", 2), ("phi3", "classifier", 1), ("gemma2", "causal", 1)]
-)
+EXPORTS = [("llama", "causal", 2), ("phi3", "classifier", 1), ("gemma2", "causal", 1), ("qwen3", "causal", 1),
+           ("gemma3", "causal", 1), ("gemma3_multimodal", "causal", 1), ("olmo2", "causal", 1),
+           ("olmo3", "classifier", 1), ("smollm3", "causal", 1), ("gemma", "causal", 1), ("stablelm", "causal", 1),
+           ("nemotron", "causal", 2), ("ministral", "causal", 1)]
+
+
+@pytest.mark.parametrize(("family", "kind", "num_labels"), EXPORTS)
 def test_transformers_loads_export_unchanged(tmp_path, family, kind, num_labels):
+    """transformers' AutoModelForSequenceClassification loads the export with no key left over and gives our
+    rewards on a batch of rows padded on the left (5, 40 and 17 tokens: longer than the 6-token windows)."""
     pytest.importorskip("torch")
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -55,10 +62,12 @@ def test_transformers_loads_export_unchanged(tmp_path, family, kind, num_labels)
     hf, info = AutoModelForSequenceClassification.from_pretrained(str(out), output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     assert hf.config.num_labels == num_labels
+    assert type(hf).__name__ == FAMILIES[model.cfg.family].classifier  # Gemma 3: Gemma3TextForSequenceClassification
+    ids, mask = builders.padded_batch((5, 40, 17), "left", seed=6)  # pad id 0, the export's pad token
     with torch.no_grad():
-        pos = torch.clamp(torch.cumsum(torch.tensor(MASK), -1) - 1, min=0)
-        expected = hf.eval()(torch.tensor(IDS).long(), attention_mask=torch.tensor(MASK), position_ids=pos).logits
-    np.testing.assert_allclose(np.asarray(forward(model, IDS, MASK)), expected.numpy(), rtol=0, atol=1e-4)
+        pos = torch.clamp(torch.cumsum(torch.tensor(mask), -1) - 1, min=0)
+        expected = hf.eval()(torch.tensor(ids).long(), attention_mask=torch.tensor(mask), position_ids=pos).logits
+    np.testing.assert_allclose(np.asarray(forward(model, ids, mask)), expected.numpy(), rtol=0, atol=1e-4)
 
 
 def _no_pad_base(tmp_path: Path) -> Path:

@@ -9,14 +9,21 @@ pytest.importorskip("transformers")
 pytest.importorskip("torch")
 
 import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
 
 from tests.trainer.fixtures import make_fixtures as builders  # noqa: E402  (torch imported lazily)
 from trainer_jax.models.hf_import import load_causal_lm, load_reward_model  # noqa: E402
 
 TOL = 1e-5  # acceptance in fp32: rewards absolute; hidden states and logits relative to their largest value
-FAMILIES = ["llama", "llama_bias", "mistral", "qwen2", "gemma2", "phi3"]
+FAMILIES = ["llama", "llama_bias", "mistral", "qwen2", "gemma2", "phi3", "qwen3", "gemma3", "gemma3_multimodal",
+            "olmo2", "olmo3", "smollm3", "gemma", "stablelm", "nemotron", "ministral"]
+# The causal-LM test checks the LM head's import (tied, untied, soft-capped, under a multimodal prefix).
+CAUSAL = ["llama", "llama_bias", "mistral", "qwen2", "gemma2", "phi3", "gemma3_multimodal", "smollm3"]
 # Rows of 5, 40 and 17 tokens: 40 > the 16-token llama3 "original" context and > the 6-token windows.
 LENGTHS = (5, 40, 17)
+hidden_fn = nnx.jit(lambda model, ids, mask: model(ids, mask))  # CausalLM (B, T, D)
+backbone_fn = nnx.jit(lambda model, ids, mask: model.model(ids, mask))  # RewardModel's backbone (B, T, D)
+logits_fn = nnx.jit(lambda model, hidden: model.logits(hidden))  # (B, T, V)
 
 
 def _masked_max(a, b, mask):
@@ -32,19 +39,19 @@ def test_classifier_parity_both_padding_sides(family, tmp_path):
     for side in ("left", "right"):
         ids, mask = builders.padded_batch(LENGTHS, side, seed=3)
         hidden, rewards = builders.hf_forward(hf, ids, mask)
-        assert _masked_max(model.model(ids, mask), hidden, mask) <= TOL
-        np.testing.assert_allclose(np.asarray(model(ids, mask)), rewards, rtol=0, atol=TOL)
+        assert _masked_max(backbone_fn(model, ids, mask), hidden, mask) <= TOL
+        np.testing.assert_allclose(np.asarray(hidden_fn(model, ids, mask)), rewards, rtol=0, atol=TOL)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", CAUSAL)
 def test_causal_lm_parity_hidden_and_logits(family, tmp_path):
     hf = builders.build_hf_model(family, "causal", tmp_path, seed=1)
     lm = load_causal_lm(tmp_path)
     ids, mask = builders.padded_batch(LENGTHS, "left", seed=4)
     hidden, logits = builders.hf_forward(hf, ids, mask)
-    ours = lm(ids, mask)
+    ours = hidden_fn(lm, ids, mask)
     assert _masked_max(ours, hidden, mask) <= TOL
-    assert _masked_max(lm.logits(ours), logits, mask) <= TOL
+    assert _masked_max(logits_fn(lm, ours), logits, mask) <= TOL
 
 
 def test_reward_model_from_causal_lm_matches_backbone(tmp_path):

@@ -33,7 +33,8 @@ from predictor.data.atomic import umask
 from predictor.errors import ArtifactError
 from trainer_jax import require_train_extra
 from trainer_jax.data.tokenizer import PadToken, choose_pad_token, load_tokenizer
-from trainer_jax.models.config import CLASS_PREFIX, read_config_json
+from trainer_jax.models.config import decoder_dict, read_config_json
+from trainer_jax.models.families import FAMILIES, MULTIMODAL
 from trainer_jax.models.heads import RewardModel
 from trainer_jax.models.keymap import Entry, reward_entries
 
@@ -92,9 +93,14 @@ def classifier_config(
     source_config: dict[str, Any], family: str, num_labels: int, pad_token_id: int | None,
     label_names: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The source config.json rewritten for ``{Family}ForSequenceClassification`` with num_labels outputs."""
-    cfg = dict(source_config)
-    cfg["architectures"] = [f"{CLASS_PREFIX[family]}ForSequenceClassification"]
+    """The source config.json rewritten for the family's ``*ForSequenceClassification`` with num_labels outputs.
+
+    From a multimodal source (Gemma 3) the text decoder's config is written, completed with transformers'
+    defaults, as a text-only classifier (``Gemma3TextForSequenceClassification``).
+    """
+    multimodal = source_config.get("model_type") in MULTIMODAL
+    cfg = dict(decoder_dict(source_config) if multimodal else source_config)
+    cfg["architectures"] = [FAMILIES[family].classifier]
     old = source_config.get("id2label") or {}
     id2label = old if len(old) == num_labels else {str(i): f"LABEL_{i}" for i in range(num_labels)}
     if label_names:

@@ -1,9 +1,10 @@
 """Torch-free loading of a local Hugging Face model directory into NNX models.
 
-abstract model (``nnx.eval_shape``) -> explicit key map with transposes (``trainer_jax.models.keymap``)
--> strict report of missing, unexpected and mis-shaped tensors (from the safetensors headers) -> each
-parameter built shard by shard with ``jax.make_array_from_callback`` from sliced safetensors reads
-(numpy, no torch), so a process reads only what its devices hold -> ``nnx.merge``.
+Every weights file checked whole first (present, not truncated, holding what the index says) -> abstract
+model (``nnx.eval_shape``) -> explicit key map with transposes (``trainer_jax.models.keymap``; a multimodal
+checkpoint's language model alone) -> strict report of missing, unexpected and mis-shaped tensors (from the
+safetensors headers) -> each parameter built shard by shard with ``jax.make_array_from_callback`` from
+sliced safetensors reads (numpy, no torch), so a process reads only what its devices hold -> ``nnx.merge``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from predictor.errors import ArtifactError
 from trainer_jax import require_train_extra
 from trainer_jax.models.config import DecoderConfig, config_from_dict, read_config_json, supported_architecture
 from trainer_jax.models.decoder import CausalLM
+from trainer_jax.models.families import MULTIMODAL
 from trainer_jax.models.heads import RewardModel
 from trainer_jax.models.keymap import Entry, causal_lm_entries, reward_entries
 
@@ -42,33 +44,65 @@ class ModelDir:
     is_classifier: bool  # True for *ForSequenceClassification (has score.weight, no lm_head)
     num_labels: int  # outputs of score.weight (from id2label / num_labels; 1 for base models)
     weight_map: dict[str, str]  # tensor name -> safetensors file name inside path
+    prefix: str = "model"  # where the decoder's tensors live (Gemma 3 multimodal: "model.language_model")
+    lm_head: str = "lm_head.weight"  # the LM head's tensor name
+    ignored: frozenset[str] = frozenset()  # tensors not part of the decoder (a multimodal model's vision tower)
+
+
+def _keys(file: Path) -> list[str]:
+    """The tensor names of one safetensors file; ArtifactError naming it when missing, truncated or corrupt."""
+    if not file.is_file():
+        raise ArtifactError(f"{file}: weights file is missing (the directory's safetensors index names it)")
+    try:
+        with safe_open(str(file), framework="numpy") as f:  # checks the header covers the file exactly
+            return list(f.keys())
+    except Exception as exc:  # safetensors raises its own SafetensorError for truncated files and bad headers
+        raise ArtifactError(f"{file}: truncated or not a safetensors file ({_one_line(exc)})") from None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def _weight_map(path: Path) -> dict[str, str]:
+    """Tensor name -> file, every file checked whole (present, not truncated, holding what the index says)."""
     index = path / "model.safetensors.index.json"
     if index.is_file():
         try:
-            return dict(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"{index} is not a valid safetensors index: {exc}") from None
+            listed = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            weight_map = {str(k): str(v) for k, v in listed.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ArtifactError(f"{index} is not a valid safetensors index: {_one_line(exc)}") from None
+        for name in sorted(set(weight_map.values())):
+            absent = {k for k, v in weight_map.items() if v == name} - set(_keys(path / name))
+            if absent:
+                raise ArtifactError(f"{path / name}: lacks {len(absent)} tensors the index puts there "
+                                    f"({_short(sorted(absent))})")
+        return weight_map
     files = sorted(path.glob("*.safetensors"))
     if not files:
         raise ArtifactError(
             f"{path} has no *.safetensors weights (pytorch_model.bin is not read without torch); "
             "re-save the model with save_pretrained(safe_serialization=True)"
         )
-    weight_map: dict[str, str] = {}
-    for file in files:
-        try:
-            with safe_open(str(file), framework="numpy") as f:
-                weight_map.update({key: file.name for key in f.keys()})
-        except Exception as exc:  # safetensors raises its own SafetensorError for corrupt headers
-            raise ArtifactError(f"{file} is not a readable safetensors file: {exc}") from None
-    return weight_map
+    return {key: file.name for file in files for key in _keys(file)}
+
+
+def _language_model(hf_config: dict[str, Any], weight_map: dict[str, str]) -> dict[str, Any]:
+    """Where a multimodal checkpoint keeps its decoder: transformers 5 saves ``model.language_model.*``, the
+    published Gemma 3 checkpoints hold ``language_model.model.*``. Everything else (vision) is ignored."""
+    if hf_config.get("model_type") not in MULTIMODAL:
+        return {}
+    if "language_model.model.embed_tokens.weight" in weight_map:
+        prefix, lm_head = "language_model.model", "language_model.lm_head.weight"
+    else:
+        prefix, lm_head = "model.language_model", "lm_head.weight"
+    ignored = frozenset(k for k in weight_map if not k.startswith(prefix + ".") and k not in (lm_head, "score.weight"))
+    return {"prefix": prefix, "lm_head": lm_head, "ignored": ignored}
 
 
 def read_model_dir(model_dir: str | Path) -> ModelDir:
-    """Inspect a model directory: config, supported architecture, tensor index. ArtifactError if not usable."""
+    """Inspect a model directory: config, supported architecture, every weights file. ArtifactError if not usable."""
     path = Path(model_dir)
     hf_config = read_config_json(path)
     arch = supported_architecture(hf_config, path)
@@ -76,7 +110,9 @@ def read_model_dir(model_dir: str | Path) -> ModelDir:
     is_classifier = arch.endswith("ForSequenceClassification")
     labels = hf_config.get("id2label")
     num_labels = len(labels) if labels else int(hf_config.get("num_labels", 1) or 1)
-    return ModelDir(path, hf_config, config, arch, is_classifier, num_labels if is_classifier else 1, _weight_map(path))
+    weight_map = _weight_map(path)
+    return ModelDir(path, hf_config, config, arch, is_classifier, num_labels if is_classifier else 1, weight_map,
+                    **_language_model(hf_config, weight_map))
 
 
 def _short(names: list[str]) -> str:
@@ -167,7 +203,7 @@ def _load_into(
     missing = sorted({e.hf_key for e in entries if e.path not in fresh and e.hf_key not in src.weight_map})
     used = {e.hf_key for e in entries}
     buffers = {k for k in src.weight_map if k.endswith("rotary_emb.inv_freq")}  # old checkpoints; recomputed
-    unexpected = sorted(set(src.weight_map) - used - ignore - buffers)
+    unexpected = sorted(set(src.weight_map) - used - ignore - buffers - src.ignored)
     if missing or unexpected:
         parts = [f"{len(missing)} missing tensors ({_short(missing)})"] if missing else []
         parts += [f"{len(unexpected)} unexpected tensors ({_short(unexpected)})"] if unexpected else []
@@ -226,12 +262,12 @@ def load_reward_model(
     fresh: dict[tuple, Callable[[], np.ndarray]] = {}
     ignore: set[str] = set()
     if not src.is_classifier:
-        ignore = {"lm_head.weight"}
+        ignore = {src.lm_head}
         key = jax.random.key(seed)
         fresh[("score", "kernel")] = lambda: np.asarray(
             jax.random.normal(key, (cfg.hidden_size, labels), jnp.float32) * cfg.initializer_range
         )
-    return _load_into(abstract, src, reward_entries(cfg), ignore, fresh, sharding)
+    return _load_into(abstract, src, reward_entries(cfg, src.prefix), ignore, fresh, sharding)
 
 
 def load_causal_lm(
@@ -248,5 +284,5 @@ def load_causal_lm(
     if src.is_classifier and not cfg.tie_word_embeddings:
         raise ArtifactError(f"{src.path} is a {src.architecture}: it has no LM head to compute logits with")
     abstract = nnx.eval_shape(lambda: CausalLM(cfg, dtype=dtype, param_dtype=param_dtype, rngs=nnx.Rngs(0)))
-    ignore = {"score.weight"} | ({"lm_head.weight"} if cfg.tie_word_embeddings else set())
-    return _load_into(abstract, src, causal_lm_entries(cfg), ignore, {}, sharding)
+    ignore = {"score.weight"} | ({src.lm_head} if cfg.tie_word_embeddings else set())
+    return _load_into(abstract, src, causal_lm_entries(cfg, src.prefix, src.lm_head), ignore, {}, sharding)

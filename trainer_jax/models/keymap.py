@@ -12,9 +12,8 @@ from __future__ import annotations
 import dataclasses
 
 from trainer_jax.models.config import DecoderConfig
-from trainer_jax.models.decoder import layer_period
 
-Path = tuple  # NNX parameter path, e.g. ("model", "layers", 0, "self_attn", "q_proj", "kernel")
+Path = tuple  # NNX parameter path, e.g. ("model", "layers", "self_attn", "q_proj", "kernel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,19 +32,27 @@ def _linear(path: Path, key: str, bias: bool, rows: tuple[int, int] | None = Non
     return out
 
 
-def _norm(path: Path, key: str) -> Entry:
-    return Entry((*path, "weight"), f"{key}.weight", False)
+def _norm(cfg: DecoderConfig, path: Path, key: str) -> list[Entry]:
+    out = [Entry((*path, "weight"), f"{key}.weight", False)]
+    if cfg.norm.startswith("layer"):  # LayerNorm (StableLM, Nemotron) has a bias
+        out.append(Entry((*path, "bias"), f"{key}.bias", False))
+    return out
+
+
+# Block norm -> HF name, by placement. Llama's post_attention_layernorm is the norm BEFORE the MLP; in
+# Gemma 2/3 and OLMo 2 the same name is the norm AFTER attention.
+_BLOCK_NORMS = {
+    "pre": {"attn_norm": "input_layernorm", "mlp_norm": "post_attention_layernorm"},
+    "sandwich": {"attn_norm": "input_layernorm", "post_attn_norm": "post_attention_layernorm",
+                 "mlp_norm": "pre_feedforward_layernorm", "post_mlp_norm": "post_feedforward_layernorm"},
+    "post": {"post_attn_norm": "post_attention_layernorm", "post_mlp_norm": "post_feedforward_layernorm"},
+}
 
 
 def _block(cfg: DecoderConfig, path: Path, key: str) -> list[Entry]:
-    entries = [_norm((*path, "attn_norm"), f"{key}.input_layernorm")]
+    norms = _BLOCK_NORMS[cfg.block_norms].items()
+    entries = [e for name, hf in norms for e in _norm(cfg, (*path, name), f"{key}.{hf}")]
     entries += _attention(cfg, (*path, "self_attn"), f"{key}.self_attn")
-    if cfg.sandwich_norms:  # Gemma-2 names: post_attention_layernorm is the norm AFTER attention
-        entries.append(_norm((*path, "post_attn_norm"), f"{key}.post_attention_layernorm"))
-        entries.append(_norm((*path, "mlp_norm"), f"{key}.pre_feedforward_layernorm"))
-        entries.append(_norm((*path, "post_mlp_norm"), f"{key}.post_feedforward_layernorm"))
-    else:  # Llama names: post_attention_layernorm is the norm BEFORE the MLP
-        entries.append(_norm((*path, "mlp_norm"), f"{key}.post_attention_layernorm"))
     return entries + _mlp(cfg, (*path, "mlp"), f"{key}.mlp")
 
 
@@ -59,12 +66,15 @@ def _attention(cfg: DecoderConfig, path: Path, key: str) -> list[Entry]:
             *_linear((*path, "v_proj"), fused, False, (q + kv, q + 2 * kv)),
             *_linear((*path, "o_proj"), f"{key}.o_proj", False),
         ]
-    return [
+    entries = [
         *_linear((*path, "q_proj"), f"{key}.q_proj", cfg.qkv_bias),
         *_linear((*path, "k_proj"), f"{key}.k_proj", cfg.qkv_bias),
         *_linear((*path, "v_proj"), f"{key}.v_proj", cfg.qkv_bias),
         *_linear((*path, "o_proj"), f"{key}.o_proj", cfg.o_bias),
     ]
+    if cfg.qk_norm is not None:  # Qwen3, Gemma 3, OLMo 2
+        entries += [*_norm(cfg, (*path, "q_norm"), f"{key}.q_norm"), *_norm(cfg, (*path, "k_norm"), f"{key}.k_norm")]
+    return entries
 
 
 def _mlp(cfg: DecoderConfig, path: Path, key: str) -> list[Entry]:
@@ -75,29 +85,28 @@ def _mlp(cfg: DecoderConfig, path: Path, key: str) -> list[Entry]:
             *_linear((*path, "up_proj"), f"{key}.gate_up_proj", False, (f, 2 * f)),
             *_linear((*path, "down_proj"), f"{key}.down_proj", False),
         ]
-    names = ("gate_proj", "up_proj", "down_proj")
+    names = ("gate_proj", "up_proj", "down_proj") if cfg.gated_mlp else ("up_proj", "down_proj")
     return [entry for name in names for entry in _linear((*path, name), f"{key}.{name}", cfg.mlp_bias)]
 
 
 def backbone_entries(cfg: DecoderConfig, nnx_prefix: Path = ("model",), hf_prefix: str = "model") -> list[Entry]:
-    """Entries of embeddings, blocks and final norm (HF ``*Model`` under ``model.``)."""
+    """Entries of embeddings, blocks and final norm (HF ``*Model``, under ``model.``; Gemma 3's multimodal
+    checkpoints keep it under ``model.language_model.`` or, as published, ``language_model.model.``)."""
     entries = [Entry((*nnx_prefix, "embed_tokens", "embedding"), f"{hf_prefix}.embed_tokens.weight", False)]
-    period = layer_period(cfg.layer_windows)
-    for i in range(cfg.num_layers):  # layer i: block i % period of the stack, at index i // period
-        block = _block(cfg, (*nnx_prefix, "layers", i % period), f"{hf_prefix}.layers.{i}")
-        entries += [dataclasses.replace(e, layer=i // period) for e in block]
-    entries.append(_norm((*nnx_prefix, "norm"), f"{hf_prefix}.norm"))
-    return entries
+    for i in range(cfg.num_layers):  # layer i: index i of the stacked block
+        block = _block(cfg, (*nnx_prefix, "layers"), f"{hf_prefix}.layers.{i}")
+        entries += [dataclasses.replace(e, layer=i) for e in block]
+    return entries + _norm(cfg, (*nnx_prefix, "norm"), f"{hf_prefix}.norm")
 
 
-def causal_lm_entries(cfg: DecoderConfig) -> list[Entry]:
-    """``CausalLM``: backbone plus ``lm_head.weight`` unless the head is tied to the embedding."""
-    entries = backbone_entries(cfg)
+def causal_lm_entries(cfg: DecoderConfig, hf_prefix: str = "model", lm_head: str = "lm_head.weight") -> list[Entry]:
+    """``CausalLM``: backbone plus the LM head unless it is tied to the embedding."""
+    entries = backbone_entries(cfg, hf_prefix=hf_prefix)
     if not cfg.tie_word_embeddings:
-        entries.append(Entry(("lm_head", "kernel"), "lm_head.weight", True))
+        entries.append(Entry(("lm_head", "kernel"), lm_head, True))
     return entries
 
 
-def reward_entries(cfg: DecoderConfig) -> list[Entry]:
+def reward_entries(cfg: DecoderConfig, hf_prefix: str = "model") -> list[Entry]:
     """``RewardModel``: backbone plus ``score.weight`` (HF ``*ForSequenceClassification``)."""
-    return [*backbone_entries(cfg), Entry(("score", "kernel"), "score.weight", True)]
+    return [*backbone_entries(cfg, hf_prefix=hf_prefix), Entry(("score", "kernel"), "score.weight", True)]

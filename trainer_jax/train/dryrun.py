@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ class DryRun:
     attention: str  # "cudnn" or "xla", as the run would choose
     remat: str  # remat policy of the run
     device_memory_bytes: int  # capacity of one device
+    device_memory_source: str  # where that capacity comes from (--device-memory, the device, host memory)
     per_device_bytes: dict  # params, optimizer, gradients, activations, total
     compiled_shapes: dict  # {"train_step": [[rows, T], ...], "forward": [[rows, T], ...]}
     tokens_per_optimizer_step: dict  # rows and padded tokens at the longest bucket, per optimizer step
@@ -92,10 +94,13 @@ def _activation_bytes(cfg, config: TrainConfig, rows: int, t: int, attention: st
     b = np.dtype(config.dtype).itemsize
     d, f, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_heads
     q, kv = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
-    norms = (4 if cfg.sandwich_norms else 2) * (2 * b * d + 4 * d)  # input, output and fp32 statistics
+    block_norms = {"pre": 2, "sandwich": 4, "post": 2}[cfg.block_norms]
+    norms = block_norms * (2 * b * d + 4 * d)  # input, output and fp32 statistics
+    qk_norms = 0 if cfg.qk_norm is None else 2 * b * (q + kv)  # normed queries and keys next to the raw ones
+    mlp = (4 if cfg.gated_mlp else 2) * b * f  # gate, up, activation, product; or up, activation
     scores = 4 * n if attention == "cudnn" else (12 + b) * n * t  # LSE; or XLA's fp32 logits, masked, exp, probs
-    per_layer = norms + b * (q + 2 * kv) + b * (q + kv) + b * q + scores + 2 * b * d + 4 * b * f + 2 * b * d
-    dots = 4 * (q + 2 * kv + d + 2 * f + d)  # projection outputs, counted at fp32 (XLA's CPU dots accumulate so)
+    per_layer = norms + qk_norms + b * (q + 2 * kv) + b * (q + kv) + b * q + scores + 2 * b * d + mlp + 2 * b * d
+    dots = 4 * (q + 2 * kv + d + (2 if cfg.gated_mlp else 1) * f + d)  # projection outputs at fp32 (XLA's CPU dots)
     kept = {"full": b * d, "dots": b * d + dots, "none": per_layer}[remat]
     tokens = rows * t
     layers = cfg.num_layers * kept + WORKING_SET * per_layer  # kept for every layer + one layer being worked on
@@ -110,7 +115,7 @@ def _weights_working_set(cfg, config: TrainConfig, fsdp: int) -> int:
     b = np.dtype(config.dtype).itemsize
     d, f = cfg.hidden_size, cfg.intermediate_size
     q, kv = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
-    layer = d * (q + 2 * kv) + q * d + 3 * d * f
+    layer = d * (q + 2 * kv) + q * d + (3 if cfg.gated_mlp else 2) * d * f
     embedding = cfg.vocab_size * d * (b + (4 if fsdp > 1 else 0))
     return embedding + 2 * layer * b
 
@@ -172,16 +177,27 @@ def _suggestions(cfg, config: TrainConfig, static: dict, plan: _Plan, attention:
     return alone or (others(full, "--remat full") if plan.remat != "full" else [])
 
 
-def _device_memory(device_memory_gb: float | None, planned: bool) -> int:
+def _device_memory(device_memory_gb: float | None, planned: bool) -> tuple[int, str]:
+    """(bytes per device, where the figure comes from): --device-memory, the devices' own report, or, for
+    CPU devices (which report none), the host's physical memory shared by its devices."""
     import jax
 
     if device_memory_gb is not None:
-        return int(device_memory_gb * 1e9)
-    stats = ({} if planned else jax.devices()[0].memory_stats()) or {}
-    if "bytes_limit" not in stats:
-        where = "planning for other devices" if planned else f"{jax.devices()[0].platform} devices report no memory size"
-        raise DataError(f"{where}: give --device-memory GB")
-    return int(stats["bytes_limit"])
+        if not (math.isfinite(device_memory_gb) and device_memory_gb > 0):
+            raise DataError(f"--device-memory must be a finite number of GB above 0, not {device_memory_gb}")
+        return int(device_memory_gb * 1e9), "--device-memory"
+    if planned:
+        raise DataError("planning for other devices: give --device-memory GB")
+    device = jax.local_devices()[0]
+    stats = device.memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"]), f"reported by the {device.platform} device"
+    if device.platform != "cpu":
+        raise DataError(f"{device.platform} devices report no memory size: give --device-memory GB")
+    host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # bytes of physical memory
+    n = jax.local_device_count()
+    shared = f" shared by {n} CPU devices" if n > 1 else ""
+    return host // n, f"host memory ({host / GIB:.1f} GiB{shared}; CPU devices report no size, --device-memory sets one)"
 
 
 def estimate(base_dir: str | Path, config: TrainConfig, *, device_memory_gb: float | None = None,
@@ -197,14 +213,16 @@ def estimate(base_dir: str | Path, config: TrainConfig, *, device_memory_gb: flo
 
     hf_config = read_config_json(base_dir)
     arch = supported_architecture(hf_config, base_dir)
+    cfg = config_from_dict(hf_config)  # refuses mixture-of-experts and contradictory configs before any estimate
     platform = platform or jax.default_backend()
-    capacity = _device_memory(device_memory_gb, planned=platform != jax.default_backend() or devices is not None)
-    return estimate_config(config_from_dict(hf_config), arch, config, capacity=capacity,
-                           devices=devices or jax.device_count(), platform=platform)
+    capacity, source = _device_memory(device_memory_gb,
+                                      planned=platform != jax.default_backend() or devices is not None)
+    return estimate_config(cfg, arch, config, capacity=capacity, devices=devices or jax.device_count(),
+                           platform=platform, capacity_source=source)
 
 
 def estimate_config(cfg, architecture: str, config: TrainConfig, *, capacity: int, devices: int,
-                    platform: str) -> DryRun:
+                    platform: str, capacity_source: str = "given") -> DryRun:
     """The estimate for a DecoderConfig on ``devices`` devices of ``platform`` with ``capacity`` bytes each."""
     import jax
     import jax.numpy as jnp
@@ -235,7 +253,8 @@ def estimate_config(cfg, architecture: str, config: TrainConfig, *, capacity: in
                "parameters": sum(int(x.size) for x in jax.tree.leaves(params)), "layers": cfg.num_layers,
                "hidden_size": cfg.hidden_size},
         mesh={"platform": platform, "devices": devices, "data": plan.data, "fsdp": plan.fsdp},
-        attention=attention, remat=config.remat, device_memory_bytes=capacity, per_device_bytes=parts,
+        attention=attention, remat=config.remat, device_memory_bytes=capacity,
+        device_memory_source=capacity_source, per_device_bytes=parts,
         compiled_shapes={"train_step": shapes, "forward": shapes},
         tokens_per_optimizer_step={"rows": config.global_batch * per_example,
                                    "padded_tokens_at_longest_bucket": config.global_batch * per_example
@@ -254,7 +273,8 @@ def render_table(report: DryRun) -> str:
              "per device"]
     lines += [f"  {name:<12}{gib(p[name])}" for name in ("params", "optimizer", "gradients", "activations", "total")]
     lines.append(f"  {'capacity':<12}{gib(report.device_memory_bytes)}  "
-                 f"({'fits' if report.fits else 'does NOT fit'}, headroom {100 * report.headroom:.0f}%)")
+                 f"({'fits' if report.fits else 'does NOT fit'}, headroom {100 * report.headroom:.0f}%; "
+                 f"{report.device_memory_source})")
     lines.append("shapes       " + ", ".join(f"{r}x{t}" for r, t in report.compiled_shapes["train_step"]))
     for s in report.suggestions:
         lines.append(f"would fit    {s['change']} ({s['total_bytes'] / GIB:.1f} GiB)")
