@@ -163,3 +163,32 @@ def test_multi_output_model_needs_weights(tmp_path):
         assert multi["chosen_score"] == pytest.approx(2 * one["chosen_score"], abs=1e-5)
         assert multi["rejected_scores"] == pytest.approx([one["rejected_score"], -one["rejected_score"],
                                                           2 * one["rejected_score"]], abs=1e-5)
+
+
+def test_rewardbench2_rows_of_any_shape_one_versus_one_included(tmp_path):
+    rows = [{"id": "1", "subset": "Focus", "prompt": "Hi", "chosen": ["Hello!"], "rejected": ["Go."],
+             "num_correct": 1},
+            {"id": "2", "subset": "Math", "prompt": "1+1?", "chosen": ["2"], "rejected": ["3", "4", "5"],
+             "num_correct": 1},
+            {"id": "tied:0", "subset": "Ties", "prompt": "Colour?", "chosen": ["Red.", "Blue."], "rejected": ["7"],
+             "num_correct": 2},
+            {"id": "ref:0", "subset": "Ties", "prompt": "Colour?", "chosen": ["Red."], "rejected": ["7", "x"],
+             "num_correct": 1}]
+    out = tmp_path / "scores.jsonl"
+    report = score_file(MODEL, _write(tmp_path / "rb2.jsonl", rows), out=out)
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [(len(x["scores_chosen"]), len(x["scores_rejected"])) for x in lines] == [(1, 1), (1, 3), (2, 1), (1, 2)]
+    rb = report.rewardbench
+    assert rb.version == "v2" and set(rb.sections) == {"Focus", "Math", "Ties"}
+    from trainer_jax.evals import rewardbench
+
+    assert rewardbench.score_v2_file(out).to_dict() == rb.to_dict()  # the written file rescored alike
+
+
+def test_a_rewardbench_file_with_unknown_subsets_is_refused(tmp_path):
+    rows = [{"id": 1, "subset": "alpacaeval-easy", "prompt": "Say hi", "chosen": "Hi!", "rejected": "No."},
+            {"id": 2, "subset": "alpaca-easy", "prompt": "Say hi", "chosen": "Hi!", "rejected": "No."}]
+    with pytest.raises(DataError, match=r"1 subset name\(s\) not in RewardBench v1: 'alpaca-easy'"):
+        score_file(MODEL, _write(tmp_path / "rb.jsonl", rows))
+    own = [{**r, "subset": s} for r, s in zip(rows, ("mine", "yours"))]  # a user's own subsets: accuracy only
+    assert score_file(MODEL, _write(tmp_path / "own.jsonl", own)).rewardbench is None

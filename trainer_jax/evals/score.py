@@ -3,8 +3,10 @@
 Reads any file and schema ``trainer_jax.data.schemas`` knows (pairs: TRL, HH-RLHF, RewardBench v1,
 HelpSteer2-Preference; best-of-n: RewardBench 2) through the same rendering and tokenization as
 ``train``, left-truncating each completion to ``max_length`` tokens as reward-bench does. Reports pairwise
-accuracy (a tie is wrong), and RewardBench v1 sections when every pair names its subset, or the
-RewardBench 2 score for RewardBench 2 rows (``trainer_jax.evals.rewardbench``).
+accuracy (a tie is wrong), and RewardBench v1 sections when every pair names its subset and the file is
+RewardBench's (its schema, or a subset name RewardBench has: then every name must be one), or the
+RewardBench 2 score for RewardBench 2 rows, whatever their numbers of chosen and rejected completions
+(``trainer_jax.evals.rewardbench``).
 
 A model directory must hold a trained head (``*ForSequenceClassification``): a base ``*ForCausalLM``
 would be scored with a random head, so it is refused. A multi-output (5-attribute) head is scalarised by
@@ -125,6 +127,7 @@ def score_file(
     from trainer_jax.data.schemas import read_examples
     from trainer_jax.data.tokenizer import load_tokenizer
     from trainer_jax.evals import rewardbench
+    from trainer_jax.evals.score_rows import write_jsonl_atomic
     from trainer_jax.models.attention import choose_attention
     from trainer_jax.models.hf_import import load_reward_model, read_model_dir
 
@@ -161,7 +164,7 @@ def score_file(
         chosen, rejected = scores[k : k + nc], scores[k + nc : k + nc + nr]
         gaps.append(float(chosen.min() - rejected.max()))  # worst chosen minus best rejected
         record = {key: value for key, value in (("id", item.id), ("subset", item.subset)) if value is not None}
-        if nc == nr == 1:
+        if examples.schema != "rewardbench2" and nc == nr == 1:
             record.update(chosen_score=float(chosen[0]), rejected_score=float(rejected[0]))
             if model.num_labels > 1:
                 record.update(chosen_scores=outputs[k].tolist(), rejected_scores=outputs[k + 1].tolist())
@@ -170,12 +173,15 @@ def score_file(
         records.append(record)
         k += nc + nr
     if out is not None:
-        rewardbench.write_jsonl_atomic(out, records)
+        write_jsonl_atomic(out, records)
     rb = None
     if examples.schema == "rewardbench2":
         rb = rewardbench.score_v2(records, source=str(data))
-    elif all(item.subset is not None for item in examples.items):
-        rb = rewardbench.score_v1(records, source=str(data))
+    elif all(named) and (examples.schema == "rewardbench"
+                         or rewardbench.is_rewardbench_v1({item.subset for item in examples.items})):
+        rb = rewardbench.score_v1(records, source=str(data))  # DataError listing any unknown subset
+    elif all(named):
+        note("no subset is a RewardBench one: pairwise accuracy only")
     gaps = np.asarray(gaps)  # (N,)
     return ScoreReport(len(records), examples.schema, float(np.mean(gaps > 0)), float(np.mean(gaps)), counts,
                        None if out is None else str(out), rb, tuple(records))
