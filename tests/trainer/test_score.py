@@ -51,8 +51,9 @@ def _tokenizer_and_model():
 
 
 def _reference(row) -> tuple[float, float]:
-    """Each sequence alone through the model, tokenized by transformers' own calls (the chat template with
-    tokenize=True, or tok(text)): what score_file must reproduce, whatever its batching."""
+    """Each sequence alone through the model, tokenized by transformers' own calls as TRL makes them (the chat
+    template with tokenize=True for messages, tok(text=...) of the text plus EOS for strings): what score_file
+    must reproduce, whatever its batching."""
     tok, model = _tokenizer_and_model()
 
     def reward(ids):
@@ -66,11 +67,16 @@ def _reference(row) -> tuple[float, float]:
     def chat(messages):
         return list(tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
 
+    def text(value):  # TRL's standard rows: add_eos, then processing_class(text=...)
+        return list(tok(text=value + tok.eos_token)["input_ids"])
+
+    if isinstance(row.get("prompt"), str) and isinstance(row["chosen"], str) and isinstance(row["rejected"], str):
+        return tuple(reward(text(row["prompt"] + row[k])) for k in ("chosen", "rejected"))
     if "prompt" in row:
         prompt = turns(row["prompt"], "user")
         return tuple(reward(chat(prompt + turns(row[k], "assistant"))) for k in ("chosen", "rejected"))
     if isinstance(row["chosen"], str):
-        return tuple(reward(list(tok(row[k])["input_ids"])) for k in ("chosen", "rejected"))
+        return tuple(reward(text(row[k])) for k in ("chosen", "rejected"))
     return tuple(reward(chat(row[k])) for k in ("chosen", "rejected"))
 
 
@@ -118,7 +124,7 @@ def test_rewardbench_sections_when_rows_carry_subsets(tmp_path):
         (['{"prompt": 3, "chosen": "a", "rejected": "b"}'], r"pairs.jsonl:1: column 'prompt' must be a string or a non-empty list"),
         (['{"chosen": "", "rejected": "b"}'], r"pairs.jsonl:1: column 'chosen' is empty"),
         (['{"prompt": "q", "chosen": "a", "rejected": "b", "subset": "shp"}', '{"prompt": "q", "chosen": "a", '
-          '"rejected": "b"}'], r"pairs.jsonl:2: column 'subset' is missing while other rows name"),
+          '"rejected": "b"}'], r"pairs.jsonl:2: column 'subset' is missing for schema rewardbench"),
         ([], r"pairs.jsonl: no rows"),
     ],
 )
@@ -190,5 +196,6 @@ def test_a_rewardbench_file_with_unknown_subsets_is_refused(tmp_path):
             {"id": 2, "subset": "alpaca-easy", "prompt": "Say hi", "chosen": "Hi!", "rejected": "No."}]
     with pytest.raises(DataError, match=r"1 subset name\(s\) not in RewardBench v1: 'alpaca-easy'"):
         score_file(MODEL, _write(tmp_path / "rb.jsonl", rows))
-    own = [{**r, "subset": s} for r, s in zip(rows, ("mine", "yours"))]  # a user's own subsets: accuracy only
-    assert score_file(MODEL, _write(tmp_path / "own.jsonl", own)).rewardbench is None
+    own = [{**r, "subset": s} for r, s in zip(rows, ("mine", "yours"))]  # a subset column means RewardBench
+    with pytest.raises(DataError, match="2 subset name.*'mine', 'yours'.*or rows without a 'subset'"):
+        score_file(MODEL, _write(tmp_path / "own.jsonl", own))

@@ -16,7 +16,7 @@ import cli  # noqa: E402
 MODEL = Path(__file__).parent / "fixtures" / "models" / "qwen2-rm"
 ROWS = [
     {"id": "a", "subset": "alpacaeval-easy", "prompt": "Say hi", "chosen": "Hi there!", "rejected": "No."},
-    {"id": "b", "subset": "hep-python", "chosen": "return a + b", "rejected": "return a - b"},
+    {"id": "b", "subset": "hep-python", "prompt": "Add a and b", "chosen": "return a + b", "rejected": "return a - b"},
 ]
 
 
@@ -37,7 +37,7 @@ def test_score_writes_out_file_and_prints_json_summary(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert summary["schema_version"] == 1 and summary["items"] == 2 and summary["schema"] == "trl"
+    assert summary["schema_version"] == 1 and summary["items"] == 2 and summary["schema"] == "rewardbench"
     assert [r["id"] for r in rows] == ["a", "b"] and all("chosen_score" in r for r in rows)
     assert summary["accuracy"] == sum(r["chosen_score"] > r["rejected_score"] for r in rows) / 2
     assert set(summary["rewardbench"]["sections"]) == {"Chat", "Reasoning"}

@@ -1,30 +1,33 @@
 """Row schemas of the data sets reward models are trained and scored on, recognised by their columns.
 
 Every row becomes conversations: a tuple of chat messages (``{"role", "content"}``) rendered with the
-tokenizer's chat template, or a plain string encoded as the tokenizer does by default.
+tokenizer's chat template, or a plain string encoded as TRL does (the tokenizer's default call, EOS at the end).
 
 | schema | columns | becomes |
 |---|---|---|
 | ``helpsteer2`` | prompt, response, helpfulness, correctness, coherence, complexity, verbosity | regression row |
 | ``helpsteer2-preference`` | split, prompt, response_1, response_2, preference_strength | pair |
 | ``rewardbench2`` | id, prompt, chosen [list], rejected [list], num_correct, num_incorrect, subset, ... | best-of-n item |
-| ``rewardbench`` | prompt, chosen, rejected, subset, id, chosen_model, rejected_model | pair (+ subset, id) |
+| ``rewardbench`` | prompt, chosen, rejected, subset (+ id, chosen_model, rejected_model) | pair (+ subset, id) |
 | ``hh-rlhf`` | chosen, rejected: ``"\\n\\nHuman: ...\\n\\nAssistant: ..."`` transcripts | pair |
-| ``trl`` | chosen, rejected (+ prompt, margin, subset, id): strings or message lists | pair |
+| ``trl`` | chosen, rejected (+ prompt, margin, id): strings or message lists | pair |
 
 * HelpSteer2 prompts may hold several turns, split at ``<extra_id_1>User`` / ``<extra_id_1>Assistant``.
 * HelpSteer2-Preference: ``preference_strength`` runs -3..3, negative when response_1 is the better one
   (the data set's card); 0 (no preference) rows are dropped and counted; ``|strength|`` is the margin when
   asked for; ``split`` ("train"/"val") filters rows that have the column.
-* TRL: ``prompt`` + ``chosen``/``rejected`` strings are a user turn and an assistant turn (as RewardBench
-  renders them); message lists are used as they are (a prompt list is prepended unless the answer
-  already starts with it); without ``prompt``, strings are whole texts encoded as-is (TRL's implicit
-  prompt). ``margin`` enters the Bradley-Terry loss as in TRL: ``-log sigmoid(r_c - r_r - margin)``.
+* TRL, as TRL's ``RewardTrainer`` encodes it: plain strings are text, ``prompt + chosen`` (concatenated
+  as they are; without ``prompt``, the whole text), which ``encode`` ends with EOS; message lists are a
+  conversation for the chat template (a prompt list is prepended unless the answer already starts with
+  it). ``margin`` enters the Bradley-Terry loss as in TRL: ``-log sigmoid(r_c - r_r - margin)``.
+* RewardBench (rows that name their ``subset``): ``prompt`` is a user turn and the answer an assistant turn,
+  for the chat template, as reward-bench renders them.
 * Pairs whose chosen and rejected sides are identical are dropped and counted.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -89,8 +92,7 @@ SCHEMAS = {s.name: s for s in (  # detection order: the most specific first
            frozenset({"preference", "score"})),
     Schema("helpsteer2", frozenset({"prompt", "response", *ATTRIBUTES}), frozenset({"regression"})),
     Schema("rewardbench2", frozenset({"prompt", "chosen", "rejected", "num_correct"}), frozenset({"score"})),
-    Schema("rewardbench", frozenset({"prompt", "chosen", "rejected", "subset", "chosen_model", "rejected_model"}),
-           frozenset({"preference", "score"})),
+    Schema("rewardbench", frozenset({"prompt", "chosen", "rejected", "subset"}), frozenset({"preference", "score"})),
     Schema("hh-rlhf", frozenset({"chosen", "rejected"}), frozenset({"preference", "score"})),
     Schema("trl", frozenset({"chosen", "rejected"}), frozenset({"preference", "score"})),
 )}
@@ -321,7 +323,8 @@ def _rewardbench2(row, where, *, counts, **_) -> ScoreItem:
     return ScoreItem(sides["chosen"], sides["rejected"], _text(row, "subset", where), _row_id(row), where)
 
 
-def _trl_like(row, where, *, use, counts, **_):
+def _trl_like(row, where, *, use, counts, chat: bool = True, **_):
+    """TRL, RewardBench and HH rows. ``chat=False`` (TRL): a string prompt and string answers stay text."""
     prompt = row.get("prompt")
     subset = _text(row, "subset", where) if row.get("subset") is not None else None
     margin = _number(row, "margin", where) if row.get("margin") is not None else 0.0
@@ -337,6 +340,9 @@ def _trl_like(row, where, *, use, counts, **_):
                             "when there is no 'prompt' column")
         else:
             sides = [_conversation(_messages(row[k], where, k), where, k) for k in ("chosen", "rejected")]
+    elif not chat and isinstance(prompt, str) and all(isinstance(row[k], str) for k in ("chosen", "rejected")):
+        prompt = _text(row, "prompt", where)
+        sides = [prompt + _text(row, k, where) for k in ("chosen", "rejected")]  # TRL: prompt + completion
     else:
         head = [{"role": "user", "content": _text(row, "prompt", where)}] if isinstance(prompt, str) \
             else _messages(prompt, where, "prompt")
@@ -353,4 +359,5 @@ def _trl_like(row, where, *, use, counts, **_):
 
 
 _PARSERS = {"helpsteer2": _helpsteer2, "helpsteer2-preference": _helpsteer2_preference,
-            "rewardbench2": _rewardbench2, "rewardbench": _trl_like, "hh-rlhf": _trl_like, "trl": _trl_like}
+            "rewardbench2": _rewardbench2, "rewardbench": _trl_like, "hh-rlhf": _trl_like,
+            "trl": functools.partial(_trl_like, chat=False)}

@@ -209,13 +209,8 @@ def _check_known(results: list[PromptResult], wheres: list[str], known: Iterable
     if unknown:
         names = ", ".join(repr(s) for s in sorted(unknown)[:10]) + (" ..." if len(unknown) > 10 else "")
         raise DataError(f"{source}: {len(unknown)} subset name(s) not in {benchmark}: {names} (first at "
-                        f"{next(iter(unknown.values()))}); use the official names (or LLMBar's own, which are mapped)")
-
-
-def is_rewardbench_v1(subsets: Iterable[str]) -> bool:
-    """True when any name is a RewardBench v1 subset, a prior set or an alias (case-insensitive)."""
-    known = {s.lower() for s in V1_KNOWN} | set(V1_ALIASES)
-    return any(s.lower() in known for s in subsets)
+                        f"{next(iter(unknown.values()))}); use RewardBench's names (LLMBar's own are mapped), or rows without "
+                        "a 'subset' to score pairwise accuracy only")
 
 
 def _count_notes(counts: Mapping[str, int], expected: Mapping[str, int]) -> list[str]:

@@ -3,9 +3,8 @@
 Reads any file and schema ``trainer_jax.data.schemas`` knows (pairs: TRL, HH-RLHF, RewardBench v1,
 HelpSteer2-Preference; best-of-n: RewardBench 2) through the same rendering and tokenization as
 ``train``, left-truncating each completion to ``max_length`` tokens as reward-bench does. Reports pairwise
-accuracy (a tie is wrong), and RewardBench v1 sections when every pair names its subset and the file is
-RewardBench's (its schema, or a subset name RewardBench has: then every name must be one), or the
-RewardBench 2 score for RewardBench 2 rows, whatever their numbers of chosen and rejected completions
+accuracy (a tie is wrong), and RewardBench v1 sections when the pairs name their subsets (which must then
+be RewardBench's), or the RewardBench 2 score for RewardBench 2 rows, whatever their numbers of chosen and rejected completions
 (``trainer_jax.evals.rewardbench``).
 
 A model directory must hold a trained head (``*ForSequenceClassification``): a base ``*ForCausalLM``
@@ -177,11 +176,8 @@ def score_file(
     rb = None
     if examples.schema == "rewardbench2":
         rb = rewardbench.score_v2(records, source=str(data))
-    elif all(named) and (examples.schema == "rewardbench"
-                         or rewardbench.is_rewardbench_v1({item.subset for item in examples.items})):
-        rb = rewardbench.score_v1(records, source=str(data))  # DataError listing any unknown subset
     elif all(named):
-        note("no subset is a RewardBench one: pairwise accuracy only")
+        rb = rewardbench.score_v1(records, source=str(data))  # DataError listing any unknown subset
     gaps = np.asarray(gaps)  # (N,)
     return ScoreReport(len(records), examples.schema, float(np.mean(gaps > 0)), float(np.mean(gaps)), counts,
                        None if out is None else str(out), rb, tuple(records))
