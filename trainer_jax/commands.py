@@ -54,6 +54,7 @@ def _buckets(value: str | None) -> tuple[int, ...] | None:
 @click.option("--model-id", metavar="ID", help="Hugging Face id of the base, for the label row.")
 @click.option("--rewardbench", metavar="FILE", help="RewardBench v1 rows (prompt/chosen/rejected/subset) to score the model on.")
 @click.option("--train-data-name", metavar="NAME", help="train_data of the label row (default: the --data file name).")
+@click.option("--allow-overlap", is_flag=True, help="Accept validation examples whose prompt also occurs in --data (refused by default: it inflates validation accuracy).")
 @click.option("--max-length", type=click.IntRange(min=1), default=2048, show_default=True, metavar="T", help="Tokens per sequence.")
 @click.option("--buckets", metavar="T1,T2,...", help="Padded batch lengths, i.e. the compiled shapes (default: 1/8, 1/4, 1/2, 3/4 and all of --max-length).")
 @click.option("--truncate", type=click.Choice(["left"]), help="Left-truncate over-length examples instead of dropping them.")
@@ -79,7 +80,7 @@ def _buckets(value: str | None) -> tuple[int, ...] | None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def train(base_dir, data, eval_data, schema, eval_schema, split, eval_split, strength_margin, attribute_head, recipe,
           out, lr, lr_sweep, epochs, batch_size, micro_batch, labels_out, model_id,
-          rewardbench, train_data_name, max_length, buckets, truncate, seed, dtype, remat, warmup_steps, eval_every,
+          rewardbench, train_data_name, allow_overlap, max_length, buckets, truncate, seed, dtype, remat, warmup_steps, eval_every,
           save_every, max_steps, center, mesh_data, resume, dry_run, device_memory, devices, platform, distributed, coordinator,
           num_processes, process_id, coordinator_timeout, fmt):
     """Train a reward model on BASE_DIR (a local Hugging Face model directory) and export it to RUN_DIR/model."""
@@ -117,7 +118,7 @@ def train(base_dir, data, eval_data, schema, eval_schema, split, eval_split, str
 
     result = run_train(base_dir, data, eval_data, out, config, lrs=list(lr_grid(recipe)) if lr_sweep else None,
                        resume=resume, labels_out=labels_out, model_id=model_id, rewardbench=rewardbench,
-                       train_data_name=train_data_name, note=note)
+                       train_data_name=train_data_name, allow_overlap=allow_overlap, note=note)
     for key in ("train", "eval"):
         if result.data.get(f"{key}_filtered"):
             note(f"{result.data[f'{key}_filtered']} over-length {key} examples dropped (--max-length {max_length}; "

@@ -56,6 +56,7 @@ class PreferenceExample:
     margin: float = 0.0  # Bradley-Terry margin (TRL's meaning); 0 = none
     subset: str | None = None  # RewardBench subset, when the row names one
     id: str | None = None  # row id, when the row has one
+    prompt: str | None = field(default=None, compare=False)  # TRL text rows: the prompt inside chosen/rejected
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,15 @@ def parse_row(row: Mapping[str, Any], where: str, use: str, schema: Schema, *, f
                                  counts={} if counts is None else counts)
 
 
+def prompt_key(example: PreferenceExample | RegressionExample) -> str | None:
+    """The prompt an example answers, as comparable text ("role: content" per turn); None when unknown (a
+    TRL text row without a prompt column). Training and validation examples with the same key share a prompt."""
+    conversation = example.messages if isinstance(example, RegressionExample) else example.chosen
+    if isinstance(conversation, str):
+        return None if getattr(example, "prompt", None) is None else f"user: {example.prompt.strip()}"
+    return "\n".join(f"{m['role']}: {m['content'].strip()}" for m in conversation[:-1])
+
+
 # ----------------------------------------------------------------------------------------- cell checks
 def _text(row: Mapping[str, Any], column: str, where: str, allow_empty: bool = False) -> str:
     value = row.get(column)
@@ -266,14 +276,15 @@ def _helpsteer_prompt(prompt: str, where: str) -> list[Message]:
 
 
 def _pair(chosen: Conversation, rejected: Conversation, counts: dict, use: str, where: str, *, margin: float = 0.0,
-          subset: str | None = None, id: str | None = None) -> PreferenceExample | ScoreItem | None:
+          subset: str | None = None, id: str | None = None, prompt: str | None = None,
+          ) -> PreferenceExample | ScoreItem | None:
     """A pair as ``use`` needs it; None (counted) when both sides are the same."""
     if chosen == rejected:
         counts["dropped_identical"] = counts.get("dropped_identical", 0) + 1
         return None
     if use == "score":
         return ScoreItem((chosen,), (rejected,), subset, id, where)
-    return PreferenceExample(chosen, rejected, margin, subset, id)
+    return PreferenceExample(chosen, rejected, margin, subset, id, prompt)
 
 
 def _row_id(row: Mapping[str, Any]) -> str | None:
@@ -326,6 +337,7 @@ def _rewardbench2(row, where, *, counts, **_) -> ScoreItem:
 def _trl_like(row, where, *, use, counts, chat: bool = True, **_):
     """TRL, RewardBench and HH rows. ``chat=False`` (TRL): a string prompt and string answers stay text."""
     prompt = row.get("prompt")
+    text_prompt = None  # TRL text rows: the prompt, kept apart for the train/validation overlap check
     subset = _text(row, "subset", where) if row.get("subset") is not None else None
     margin = _number(row, "margin", where) if row.get("margin") is not None else 0.0
     if prompt is None:
@@ -341,8 +353,8 @@ def _trl_like(row, where, *, use, counts, chat: bool = True, **_):
         else:
             sides = [_conversation(_messages(row[k], where, k), where, k) for k in ("chosen", "rejected")]
     elif not chat and isinstance(prompt, str) and all(isinstance(row[k], str) for k in ("chosen", "rejected")):
-        prompt = _text(row, "prompt", where)
-        sides = [prompt + _text(row, k, where) for k in ("chosen", "rejected")]  # TRL: prompt + completion
+        text_prompt = _text(row, "prompt", where)
+        sides = [text_prompt + _text(row, k, where) for k in ("chosen", "rejected")]  # TRL: prompt + completion
     else:
         head = [{"role": "user", "content": _text(row, "prompt", where)}] if isinstance(prompt, str) \
             else _messages(prompt, where, "prompt")
@@ -355,7 +367,8 @@ def _trl_like(row, where, *, use, counts, chat: bool = True, **_):
                 answer = _messages(answer, where, k)
                 turns = answer if answer[: len(head)] == head else [*head, *answer]
             sides.append(_conversation(turns, where, k))
-    return _pair(sides[0], sides[1], counts, use, where, margin=margin, subset=subset, id=_row_id(row))
+    return _pair(sides[0], sides[1], counts, use, where, margin=margin, subset=subset, id=_row_id(row),
+                 prompt=text_prompt)
 
 
 _PARSERS = {"helpsteer2": _helpsteer2, "helpsteer2-preference": _helpsteer2_preference,

@@ -124,7 +124,7 @@ def score_file(
     from trainer_jax.data.batching import default_buckets
     from trainer_jax.data.encode import tokenize_items
     from trainer_jax.data.schemas import read_examples
-    from trainer_jax.data.tokenizer import load_tokenizer
+    from trainer_jax.data.tokenizer import check_ids_fit, load_tokenizer
     from trainer_jax.evals import rewardbench
     from trainer_jax.evals.score_rows import write_jsonl_atomic
     from trainer_jax.models.attention import choose_attention
@@ -145,6 +145,7 @@ def score_file(
                         "give every row one, or none")
     tok = load_tokenizer(model_dir)
     encoded, truncated = tokenize_items(examples.items, tok, max_length)
+    check_ids_fit({i for seqs in encoded for seq in seqs for i in seq}, src.config.vocab_size, model_dir)
     counts = {**examples.counts, "completions_truncated": truncated}
     if truncated:
         note(f"{truncated} completion(s) longer than --max-length {max_length} kept their last {max_length} tokens")
