@@ -1,9 +1,9 @@
 """basepick's RewardBench scoring against reward-bench's own constants and formulas, on synthetic results.
 
 The reference is the PyPI wheel ``rewardbench==0.1.4`` (``pip download --no-deps``; ``.ci/run`` puts it in
-``$BASEPICK_REFERENCE_DIR``, default ``~/.cache/basepick/reference``). Its modules import torch, datasets
-and fastchat, so the test does not import them: it executes ``constants.py`` as it is and the scoring
-functions' own source, taken from ``utils.py`` and ``rewardbench.py`` with ``ast`` (numpy and math only):
+``$BASEPICK_REFERENCE_DIR``, default ``${XDG_CACHE_HOME:-~/.cache}/basepick/reference``). Its modules import
+torch, datasets and fastchat, so the test does not import them: it executes ``constants.py`` as it is and the
+scoring functions' own source, taken from ``utils.py`` and ``rewardbench.py`` with ``ast`` (numpy, math):
 
 * v1: the per-prompt rule of ``rewardbench.py`` (``results.append(1) if chosen > rejected ...``),
   per-subset accuracy ``num_correct / num_total`` and ``calculate_scores_per_section(EXAMPLE_COUNTS,
@@ -31,7 +31,8 @@ TOL = 1e-9
 
 
 def _wheel() -> Path:
-    root = Path(os.environ.get("BASEPICK_REFERENCE_DIR") or Path.home() / ".cache" / "basepick" / "reference")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = Path(os.environ.get("BASEPICK_REFERENCE_DIR") or cache / "basepick" / "reference")
     wheels = sorted(root.glob(f"rewardbench-{VERSION}-*.whl"))
     if not wheels:
         pytest.skip(f"reward-bench reference absent: pip download --no-deps rewardbench=={VERSION} -d {root}")
