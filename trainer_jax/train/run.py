@@ -175,6 +175,16 @@ def _same_run(saved: dict, new: dict) -> bool:
     return strip(saved) == strip(new)
 
 
+def _initial_accuracy(log_path: Path) -> float | None:
+    """The step-0 validation accuracy a stopped run logged, or None."""
+    if log_path.is_file():
+        for line in log_path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line) if line.strip() else {}
+            if record.get("step") == 0 and record.get("lr") is None:
+                return record["eval_accuracy"]
+    return None
+
+
 def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -278,12 +288,15 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
         partial.mkdir(exist_ok=resume)
         (partial / "config.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     _barrier("created")
-    initial, weights = evaluate(steps, params, val_set, batch_configs(config)[1], mesh, config.recipe == "regression")
+    initial = _initial_accuracy(partial / "metrics.jsonl") if resume else None  # measured before the stop
+    if initial is None:
+        initial, weights = evaluate(steps, params, val_set, batch_configs(config)[1], mesh,
+                                    config.recipe == "regression")
+        if main:  # the untrained model, the same for every learning rate: "lr" null
+            record = {"lr": None, "step": 0, "eval_accuracy": initial, **({"merge_weights": weights} if weights else {})}
+            with (partial / "metrics.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
     note(f"validation accuracy before training (step 0): {100 * initial:.2f}%")
-    if main and not resume:  # the untrained model, the same for every learning rate: "lr" null
-        record = {"lr": None, "step": 0, "eval_accuracy": initial, **({"merge_weights": weights} if weights else {})}
-        with (partial / "metrics.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
     # ---- 3. one run per learning rate
     results = []
     with StopRequest() as stop:
