@@ -119,10 +119,6 @@ def train(base_dir, data, eval_data, schema, eval_schema, split, eval_split, str
     result = run_train(base_dir, data, eval_data, out, config, lrs=list(lr_grid(recipe)) if lr_sweep else None,
                        resume=resume, labels_out=labels_out, model_id=model_id, rewardbench=rewardbench,
                        train_data_name=train_data_name, allow_overlap=allow_overlap, note=note)
-    for key in ("train", "eval"):
-        if result.data.get(f"{key}_filtered"):
-            note(f"{result.data[f'{key}_filtered']} over-length {key} examples dropped (--max-length {max_length}; "
-                 "--truncate left keeps them)")
     click.echo(render.to_json(result.to_json()) if fmt == "json" else train_table(result), nl=False)
     if labels_out and result.finished:
         note(f"appended a {recipe} label for {model_id} to {labels_out}")
