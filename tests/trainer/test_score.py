@@ -199,3 +199,19 @@ def test_a_rewardbench_file_with_unknown_subsets_is_refused(tmp_path):
     own = [{**r, "subset": s} for r, s in zip(rows, ("mine", "yours"))]  # a subset column means RewardBench
     with pytest.raises(DataError, match="2 subset name.*'mine', 'yours'.*or rows without a 'subset'"):
         score_file(MODEL, _write(tmp_path / "own.jsonl", own))
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_missing_or_truncated_shard_is_one_line_naming_it(tmp_path, damage):
+    from trainer_jax.models.hf_export import export_reward_model
+
+    _, model = _tokenizer_and_model()
+    out = export_reward_model(model, tmp_path / "rm", source_dir=MODEL, shard_bytes=40_000)  # several shards
+    shard = sorted(out.glob("model-*.safetensors"))[1]
+    if damage == "missing":
+        shard.unlink()
+    else:
+        shard.write_bytes(shard.read_bytes()[:1000])
+    with pytest.raises(ArtifactError, match=rf"^{shard}: cannot read weights") as info:
+        score_file(out, _write(tmp_path / "pairs.jsonl", ROWS[:1]), out=tmp_path / "scores.jsonl")
+    assert "\n" not in str(info.value) and not (tmp_path / "scores.jsonl").exists()
