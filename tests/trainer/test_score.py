@@ -195,7 +195,8 @@ def test_a_rewardbench_file_with_unknown_subsets_is_refused(tmp_path):
     rows = [{"id": 1, "subset": "alpacaeval-easy", "prompt": "Say hi", "chosen": "Hi!", "rejected": "No."},
             {"id": 2, "subset": "alpaca-easy", "prompt": "Say hi", "chosen": "Hi!", "rejected": "No."}]
     with pytest.raises(DataError, match=r"1 subset name\(s\) not in RewardBench v1: 'alpaca-easy'"):
-        score_file(MODEL, _write(tmp_path / "rb.jsonl", rows))
+        score_file(MODEL, _write(tmp_path / "rb.jsonl", rows), out=tmp_path / "scores.jsonl")
+    assert not (tmp_path / "scores.jsonl").exists()  # refused before anything is written
     own = [{**r, "subset": s} for r, s in zip(rows, ("mine", "yours"))]  # a subset column means RewardBench
     with pytest.raises(DataError, match="2 subset name.*'mine', 'yours'.*or rows without a 'subset'"):
         score_file(MODEL, _write(tmp_path / "own.jsonl", own))

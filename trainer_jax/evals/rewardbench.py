@@ -228,6 +228,14 @@ def _finish(notes: list[str], missing: dict[str, tuple[str, ...]], scored: Itera
         raise DataError(f"{source}: incomplete RewardBench input ({notes[0]}); drop strict to score anyway")
 
 
+def preflight(items: Sequence[Any], version: str, source: str) -> RewardBenchResult:
+    """Score ``items`` (``ScoreItem``s, in file order) with zero rewards, so that every subset name, id and
+    shape error surfaces before any model work. ``version``: "v1" or "v2"."""
+    rows = [{"subset": it.subset, "id": it.id if it.id is not None else str(n), "scores_chosen": [0.0] * len(it.chosen),
+             "scores_rejected": [0.0] * len(it.rejected)} for n, it in enumerate(items)]
+    return (score_v1 if version == "v1" else score_v2)(rows, source=source)
+
+
 # ------------------------------------------------------------------------------------------------ v1
 def score_v1(rows: Iterable[Mapping[str, Any]], *, source: str = "<rows>", strict: bool = False,
              example_counts: Mapping[str, int] = V1_EXAMPLE_COUNTS) -> RewardBenchResult:

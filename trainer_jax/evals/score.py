@@ -4,8 +4,8 @@ Reads any file and schema ``trainer_jax.data.schemas`` knows (pairs: TRL, HH-RLH
 HelpSteer2-Preference; best-of-n: RewardBench 2) through the same rendering and tokenization as
 ``train``, left-truncating each completion to ``max_length`` tokens as reward-bench does. Reports pairwise
 accuracy (a tie is wrong), and RewardBench v1 sections when the pairs name their subsets (which must then
-be RewardBench's), or the RewardBench 2 score for RewardBench 2 rows, whatever their numbers of chosen and rejected completions
-(``trainer_jax.evals.rewardbench``).
+be RewardBench's: checked before any model work), or the RewardBench 2 score for RewardBench 2 rows, whatever
+their numbers of chosen and rejected completions (``trainer_jax.evals.rewardbench``).
 
 A model directory must hold a trained head (``*ForSequenceClassification``): a base ``*ForCausalLM``
 would be scored with a random head, so it is refused. A multi-output (5-attribute) head is scalarised by
@@ -143,6 +143,9 @@ def score_file(
         first = examples.items[named.index(False)]
         raise DataError(f"{first.where}: column 'subset' is missing while other rows name their RewardBench subset; "
                         "give every row one, or none")
+    version = "v2" if examples.schema == "rewardbench2" else "v1" if all(named) else None
+    if version is not None:
+        rewardbench.preflight(examples.items, version, str(data))  # unknown subsets, duplicate ids: before any work
     tok = load_tokenizer(model_dir)
     encoded, truncated = tokenize_items(examples.items, tok, max_length)
     check_ids_fit({i for seqs in encoded for seq in seqs for i in seq}, src.config.vocab_size, model_dir)
@@ -175,10 +178,8 @@ def score_file(
     if out is not None:
         write_jsonl_atomic(out, records)
     rb = None
-    if examples.schema == "rewardbench2":
-        rb = rewardbench.score_v2(records, source=str(data))
-    elif all(named):
-        rb = rewardbench.score_v1(records, source=str(data))  # DataError listing any unknown subset
+    if version is not None:
+        rb = (rewardbench.score_v1 if version == "v1" else rewardbench.score_v2)(records, source=str(data))
     gaps = np.asarray(gaps)  # (N,)
     return ScoreReport(len(records), examples.schema, float(np.mean(gaps > 0)), float(np.mean(gaps)), counts,
                        None if out is None else str(out), rb, tuple(records))

@@ -89,9 +89,7 @@ def _preflight_rewardbench(path: Path, tok, for_label: bool) -> list[int]:
         raise DataError(f"{path}: --rewardbench needs RewardBench v1 rows, each naming its 'subset' "
                         f"(read as {examples.schema} rows)")
     encoded, _ = tokenize_items(examples.items, tok, 10**9)
-    dummy = [{"subset": item.subset, "id": item.id or str(n), "chosen_score": 0.0, "rejected_score": 0.0}
-             for n, item in enumerate(examples.items)]
-    result = rewardbench.score_v1(dummy, source=str(path))
+    result = rewardbench.preflight(examples.items, "v1", str(path))
     if for_label and result.overall is None:
         missing = ", ".join(s for s in result.missing if s not in result.sections)
         raise DataError(f"{path}: no subset of RewardBench section(s) {missing}; a label needs all four sections")
