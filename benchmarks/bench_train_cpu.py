@@ -57,7 +57,8 @@ def jax_step(model_dir: Path, args):
     rng = np.random.default_rng(0)
     ids = M.shard_batch(mesh, rng.integers(3, model.cfg.vocab_size, (2 * args.pairs, args.seq), dtype=np.int32))
     mask = M.shard_batch(mesh, np.ones((2 * args.pairs, args.seq), np.int32))  # (2B, T) no padding
-    valid, margins = M.shard_batch(mesh, np.ones(args.pairs, bool)), M.shard_batch(mesh, np.zeros(args.pairs, np.float32))
+    valid = M.shard_batch(mesh, np.ones(args.pairs, bool))
+    margins = M.shard_batch(mesh, np.zeros(args.pairs, np.float32))
     del model, params
 
     def step():

@@ -3,8 +3,8 @@
 SmolLM2-135M-Instruct (Llama architecture) from ``tests/real_weights.py``; skips when the converted weights
 are absent (``python -m tests.real_weights``; ``.ci/run`` makes them). Sized for 2 CPU cores: sequences of
 at most 80 tokens, one Bradley-Terry run of 8 optimizer steps on 64 real HH-RLHF pairs (shared by the
-export test), a 4-step run for the resume test. Gemma-3-270M joins the parity test once its architecture is supported; until then
-the test asserts its one-line refusal.
+export test), a 4-step run for the resume test. Gemma-3-270M joins the parity test once its architecture
+is supported; until then the test asserts its one-line refusal.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def _bt_run(base: Path, tmp_path_factory):
 
         root = tmp_path_factory.mktemp("real_bt")
         lines = _lines()
-        train_file, held_out = _write(root / "train.jsonl", lines[:N_TRAIN]), _write(root / "held.jsonl", lines[N_TRAIN:])
+        train_file = _write(root / "train.jsonl", lines[:N_TRAIN])
+        held_out = _write(root / "held.jsonl", lines[N_TRAIN:])
         result = train(base, train_file, held_out, root / "run", _config())
         _RUNS[base] = (result, root / "run", held_out)
     return _RUNS[base]
@@ -173,7 +174,8 @@ def test_sigterm_then_resume_gives_bit_identical_parameters(real_model, tmp_path
 
     base = real_model(SMOL)
     lines = _lines()
-    data, val = _write(tmp_path / "train.jsonl", lines[:8]), _write(tmp_path / "val.jsonl", lines[N_TRAIN : N_TRAIN + 2])
+    data = _write(tmp_path / "train.jsonl", lines[:8])
+    val = _write(tmp_path / "val.jsonl", lines[N_TRAIN : N_TRAIN + 2])
     config = dataclasses.replace(_config(), global_batch=2, micro_batch=2, save_every=100)
 
     def stop_after_step_2(record):

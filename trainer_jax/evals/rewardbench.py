@@ -16,13 +16,15 @@ Scoring follows allenai/reward-bench (``rewardbench/constants.py``, ``calculate_
   Ties: ``0.30 tied_acc + 0.30 ref_acc + 0.20 pref + 0.20 pref_hard + 0.01 margin`` as the repository's
   ``process_single_model`` computes it since June 2025 (commit 5822f16; PyPI 0.1.4 predates it and differs
   only when a tied prompt's correct answers score exactly alike: it leaves such prompts out of the margin
-  term, the head counts ``tanh(gap / 0 - 1)``, i.e. +-1 or 0). The score is the plain mean of the six subsets.
+  term, the head counts ``tanh(gap / 0 - 1)``, i.e. +-1 or 0). The score is the plain mean of the six
+  subsets.
 
 Subset names match case-insensitively; LLMBar's own names ("LLMBar/Adversarial/Neighbor", ...) map to the v1
 names (``V1_ALIASES``, the only aliases). A name that is neither official nor an alias is an error listing
-every such name: a misspelt subset would otherwise drop out of its section unnoticed. Partial coverage: a section is scored over the subsets present (as the official code does), the missing
-ones are listed in ``missing`` and ``notes`` and ``complete`` is False. ``overall`` is None unless every
-section has at least one subset; ``strict=True`` turns any gap into a DataError instead.
+every such name: a misspelt subset would otherwise drop out of its section unnoticed. Partial coverage: a
+section is scored over the subsets present (as the official code does), the missing ones are listed in
+``missing`` and ``notes`` and ``complete`` is False. ``overall`` is None unless every section has at least
+one subset; ``strict=True`` turns any gap into a DataError instead.
 """
 
 from __future__ import annotations
@@ -209,8 +211,8 @@ def _check_known(results: list[PromptResult], wheres: list[str], known: Iterable
     if unknown:
         names = ", ".join(repr(s) for s in sorted(unknown)[:10]) + (" ..." if len(unknown) > 10 else "")
         raise DataError(f"{source}: {len(unknown)} subset name(s) not in {benchmark}: {names} (first at "
-                        f"{next(iter(unknown.values()))}); use RewardBench's names (LLMBar's own are mapped), or rows without "
-                        "a 'subset' to score pairwise accuracy only")
+                        f"{next(iter(unknown.values()))}); use RewardBench's names (LLMBar's own are mapped), or "
+                        "rows without a 'subset' to score pairwise accuracy only")
 
 
 def _count_notes(counts: Mapping[str, int], expected: Mapping[str, int]) -> list[str]:
@@ -231,8 +233,9 @@ def _finish(notes: list[str], missing: dict[str, tuple[str, ...]], scored: Itera
 def preflight(items: Sequence[Any], version: str, source: str) -> RewardBenchResult:
     """Score ``items`` (``ScoreItem``s, in file order) with zero rewards, so that every subset name, id and
     shape error surfaces before any model work. ``version``: "v1" or "v2"."""
-    rows = [{"subset": it.subset, "id": it.id if it.id is not None else str(n), "scores_chosen": [0.0] * len(it.chosen),
-             "scores_rejected": [0.0] * len(it.rejected)} for n, it in enumerate(items)]
+    rows = [{"subset": it.subset, "id": it.id if it.id is not None else str(n),
+             "scores_chosen": [0.0] * len(it.chosen), "scores_rejected": [0.0] * len(it.rejected)}
+            for n, it in enumerate(items)]
     return (score_v1 if version == "v1" else score_v2)(rows, source=source)
 
 

@@ -84,11 +84,13 @@ def _competition_rank(values: np.ndarray) -> np.ndarray:
     return np.array([1 + int(np.sum(values > v)) for v in values], dtype=int)
 
 
-def _lrs_tried(path: Path) -> dict[tuple[str, str, str, str], str]:
-    """(model_id, recipe, train_data, eval) -> the row's ``lrs_tried`` cell, for rows that have one."""
+def _lrs_tried(path: Path) -> dict[tuple[str, ...], str]:
+    """Label key (``LABEL_KEY``) -> the row's ``lrs_tried`` cell (a column ``train`` writes), where present."""
+    from predictor.data import LABEL_KEY
+
     with path.open(newline="", encoding="utf-8") as f:
-        return {tuple((row.get(k) or "").strip() for k in ("model_id", "recipe", "train_data", "eval")):
-                (row.get("lrs_tried") or "").strip() for row in csv.DictReader(f) if row.get("lrs_tried")}
+        return {tuple((row.get(k) or "").strip() for k in LABEL_KEY): row["lrs_tried"].strip()
+                for row in csv.DictReader(f) if row.get("lrs_tried")}
 
 
 def _caveats(label, params_b: float, size_range, lrs_tried: str | None) -> tuple[str, ...]:

@@ -291,7 +291,8 @@ def train(base_dir, data, eval_data, out, config: TrainConfig, *, lrs: list[floa
         initial, weights = evaluate(steps, params, val_set, batch_configs(config)[1], mesh,
                                     config.recipe == "regression")
         if main:  # the untrained model, the same for every learning rate: "lr" null
-            record = {"lr": None, "step": 0, "eval_accuracy": initial, **({"merge_weights": weights} if weights else {})}
+            record = {"lr": None, "step": 0, "eval_accuracy": initial,
+                      **({"merge_weights": weights} if weights else {})}
             with (partial / "metrics.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
     note(f"validation accuracy before training (step 0): {100 * initial:.2f}%")
