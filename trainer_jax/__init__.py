@@ -7,17 +7,24 @@ package; the CLI imports it lazily inside the commands that need it (score, trai
 from __future__ import annotations
 
 import importlib.util
+import os
 
 from predictor.errors import MissingExtraError
 
-_REQUIRED = ("jax", "flax", "optax", "transformers", "safetensors")
+# jinja2 renders chat templates; transformers >= 5 no longer installs it (torch does, which hid the gap)
+_REQUIRED = ("jax", "flax", "optax", "transformers", "safetensors", "jinja2")
 
 
 def require_train_extra() -> None:
-    """Raise MissingExtraError naming the first missing dependency of the ``train`` extra."""
+    """Raise MissingExtraError naming the first missing dependency of the ``train`` extra.
+
+    Also silences transformers' import-time advice (its "PyTorch was not found" banner: basepick needs no
+    torch), so that what reaches stderr is basepick's own notes and at most one ``Error:`` line.
+    """
     for module in _REQUIRED:
         if importlib.util.find_spec(module) is None:
             raise MissingExtraError("train", module)
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # read when transformers is imported
 
 
 def enable_compile_cache() -> None:

@@ -55,6 +55,7 @@ def _buckets(value: str | None) -> tuple[int, ...] | None:
 @click.option("--model-id", metavar="ID", help="Hugging Face id of the base, for the label row.")
 @click.option("--rewardbench", metavar="FILE", help="RewardBench v1 rows (prompt/chosen/rejected/subset) to score the model on.")
 @click.option("--train-data-name", metavar="NAME", help="train_data of the label row (default: the --data file name).")
+@click.option("--allow-overlap", is_flag=True, help="Accept validation examples whose prompt also occurs in --data (refused by default: it inflates validation accuracy).")
 @click.option("--max-length", type=click.IntRange(min=1), default=2048, show_default=True, metavar="T", help="Tokens per sequence.")
 @click.option("--buckets", metavar="T1,T2,...", help="Padded batch lengths, i.e. the compiled shapes (default: 1/8, 1/4, 1/2, 3/4 and all of --max-length).")
 @click.option("--truncate", type=click.Choice(["left"]), help="Left-truncate over-length examples instead of dropping them.")
@@ -63,7 +64,7 @@ def _buckets(value: str | None) -> tuple[int, ...] | None:
 @click.option("--remat", type=click.Choice(["full", "dots", "none"]), default="full", show_default=True, help="Recompute layers in the backward pass: full (least memory), dots (keep matmul outputs), none.")
 @click.option("--warmup-steps", type=click.IntRange(min=0), default=20, show_default=True, metavar="N")
 @click.option("--eval-every", type=click.IntRange(min=1), default=20, show_default=True, metavar="N", help="Optimizer steps between validations (the best one's parameters are kept).")
-@click.option("--save-every", type=click.IntRange(min=1), default=100, show_default=True, metavar="N", help="Optimizer steps between resume states (also saved at the end and on SIGTERM/SIGINT).")
+@click.option("--save-every", type=click.IntRange(min=1), default=100, show_default=True, metavar="N", help="Optimizer steps between resume states (also saved on SIGTERM/SIGINT).")
 @click.option("--max-steps", type=click.IntRange(min=1), metavar="N", help="Stop after N optimizer steps.")
 @click.option("--center", type=Range(min=0), default=0.0, show_default=True, metavar="C", help="BT reward-centering coefficient (0.01 is usual).")
 @click.option("--mesh-data", type=click.IntRange(min=1), default=1, show_default=True, metavar="D", help="Devices on the data axis; the rest shard parameters (FSDP).")
@@ -80,7 +81,7 @@ def _buckets(value: str | None) -> tuple[int, ...] | None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def train(base_dir, data, eval_data, schema, eval_schema, split, eval_split, strength_margin, attribute_head, recipe,
           out, lr, lr_sweep, epochs, batch_size, micro_batch, labels_out, model_id,
-          rewardbench, train_data_name, max_length, buckets, truncate, seed, dtype, remat, warmup_steps, eval_every,
+          rewardbench, train_data_name, allow_overlap, max_length, buckets, truncate, seed, dtype, remat, warmup_steps, eval_every,
           save_every, max_steps, center, mesh_data, resume, dry_run, device_memory, devices, platform, distributed, coordinator,
           num_processes, process_id, coordinator_timeout, fmt):
     """Train a reward model on BASE_DIR (a local Hugging Face model directory) and export it to RUN_DIR/model."""
@@ -118,11 +119,7 @@ def train(base_dir, data, eval_data, schema, eval_schema, split, eval_split, str
 
     result = run_train(base_dir, data, eval_data, out, config, lrs=list(lr_grid(recipe)) if lr_sweep else None,
                        resume=resume, labels_out=labels_out, model_id=model_id, rewardbench=rewardbench,
-                       train_data_name=train_data_name, note=note)
-    for key in ("train", "eval"):
-        if result.data.get(f"{key}_filtered"):
-            note(f"{result.data[f'{key}_filtered']} over-length {key} examples dropped (--max-length {max_length}; "
-                 "--truncate left keeps them)")
+                       train_data_name=train_data_name, allow_overlap=allow_overlap, note=note)
     click.echo(render.to_json(result.to_json()) if fmt == "json" else train_table(result), nl=False)
     if labels_out and result.finished:
         note(f"appended a {recipe} label for {model_id} to {labels_out}")

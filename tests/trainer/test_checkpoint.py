@@ -114,6 +114,7 @@ def test_halted_run_resumes_to_the_uninterrupted_result(tmp_path_factory, tmp_pa
     assert resumed.finished and not (tmp_path / "cut.partial").exists()
     assert resumed.runs[0]["params_sha256"] == full.runs[0]["params_sha256"]  # final parameters: bit-identical
     assert resumed.runs[0] == full.runs[0]
+    assert resumed.initial_accuracy == halted.initial_accuracy == full.initial_accuracy  # step 0: measured once
     a, b = load_file(str(tmp_path / "full/model/model.safetensors")), load_file(str(tmp_path / "cut/model/model.safetensors"))
     assert max(float(np.abs(a[k] - b[k]).max()) for k in a) == 0.0
     log = lambda d: [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]  # noqa: E731

@@ -96,7 +96,6 @@ def test_every_pair_shape_normalises_to_the_same_example(tmp_path):
     user, good, bad = {"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A"}, {
         "role": "assistant", "content": "B"}
     trl = [
-        {"prompt": "Q?", "chosen": "A", "rejected": "B"},
         {"prompt": [user], "chosen": [good], "rejected": [bad]},
         {"chosen": [user, good], "rejected": [user, bad]},
         {"prompt": "Q?", "chosen": [user, good], "rejected": [user, bad]},
@@ -105,11 +104,16 @@ def test_every_pair_shape_normalises_to_the_same_example(tmp_path):
     expected = schemas.PreferenceExample((user, good), (user, bad))
     assert pairs(write_jsonl(tmp_path / "trl.jsonl", trl)) == [expected] * len(trl)
     assert pairs(write_jsonl(tmp_path / "hh.jsonl", hh)) == [expected]
+    rb = [{"prompt": "Q?", "chosen": "A", "rejected": "B", "subset": "shp"}]  # RewardBench: a user/assistant chat
+    assert pairs(write_jsonl(tmp_path / "rb.jsonl", rb)) == [schemas.PreferenceExample((user, good), (user, bad),
+                                                                                       subset="shp")]
 
 
-def test_implicit_prompt_strings_are_whole_texts(tmp_path):
+def test_trl_strings_are_text_as_trl_makes_it(tmp_path):
     (ex,) = pairs(write_jsonl(tmp_path / "p.jsonl", [{"chosen": "The sky is blue.", "rejected": "The sky is green."}]))
-    assert (ex.chosen, ex.rejected) == ("The sky is blue.", "The sky is green.")
+    assert (ex.chosen, ex.rejected) == ("The sky is blue.", "The sky is green.")  # implicit prompt: whole texts
+    (ex,) = pairs(write_jsonl(tmp_path / "q.jsonl", [{"prompt": "Sky? ", "chosen": "Blue.", "rejected": "Green."}]))
+    assert (ex.chosen, ex.rejected) == ("Sky? Blue.", "Sky? Green.")  # explicit prompt: prompt + completion
 
 
 def test_helpsteer2_rows_single_and_multi_turn(tmp_path):
@@ -224,6 +228,19 @@ def test_plain_format_without_chat_template(plain_tokenizer):
     (ids,) = encode.encode(plain_tokenizer, [conv])
     assert ids[0] == plain_tokenizer.bos_token_id and ids[-1] == plain_tokenizer.eos_token_id
     assert plain_tokenizer.decode(ids[1:-1]) == encode.render(plain_tokenizer, conv)
+
+
+def test_trl_text_rows_encode_as_trls_reward_trainer_does(chat_tokenizer, tmp_path):
+    """TRL (RewardTrainer, 2026): add_eos appends the EOS text unless present, then processing_class(text=...);
+    a chat template is never applied to strings."""
+    rows = [{"prompt": "what are some pranks? ", "chosen": "None.", "rejected": "Many!"},
+            {"chosen": "The sky is blue.<|eos|>", "rejected": "The sky is green."}]
+    items = pairs(write_jsonl(tmp_path / "trl.jsonl", rows))
+    ids = encode.encode(chat_tokenizer, [side for ex in items for side in (ex.chosen, ex.rejected)])
+    texts = ["what are some pranks? None.", "what are some pranks? Many!", "The sky is blue.", "The sky is green."]
+    assert ids == [list(chat_tokenizer(text=t + "<|eos|>")["input_ids"]) for t in texts]
+    assert ids[0][0] == chat_tokenizer.bos_token_id and ids[0][-1] == chat_tokenizer.eos_token_id
+    assert chat_tokenizer.convert_tokens_to_ids("<|user|>") not in ids[0]
 
 
 def test_a_template_that_refuses_a_conversation_is_a_data_error():

@@ -153,9 +153,7 @@ def test_helpsteer2_preference_sign_split_margin_and_turns(tmp_path):
 
 def test_trl_margin_and_message_rows(tmp_path):
     a, b = read_examples(write(TRL, tmp_path / "trl", "jsonl"), "preference").items
-    assert a == PreferenceExample(({"role": "user", "content": "The sky is"}, {"role": "assistant", "content": " blue."}),
-                                  ({"role": "user", "content": "The sky is"}, {"role": "assistant", "content": " green."}),
-                                  margin=1.5)
+    assert a == PreferenceExample("The sky is blue.", "The sky is green.", margin=1.5)  # TRL: prompt + completion
     assert b.chosen == ({"role": "user", "content": "Sky?"}, {"role": "assistant", "content": "Blue."})
     text, chat = read_examples(write(TRL_IMPLICIT[:1], tmp_path / "i1", "jsonl"), "preference").items + \
         read_examples(write(TRL_IMPLICIT[1:], tmp_path / "i2", "jsonl"), "preference").items

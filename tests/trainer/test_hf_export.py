@@ -86,8 +86,9 @@ def _no_pad_base(tmp_path: Path) -> Path:
     return base
 
 
-ROWS = [{"prompt": "the quick brown", "chosen": "fox jumps", "rejected": "dog"},
-        {"prompt": "rank answers", "chosen": "reward models rank answers chosen", "rejected": "one"},
+ROWS = [{"prompt": [{"role": "user", "content": "the quick brown"}], "chosen": "fox jumps", "rejected": "dog"},
+        {"prompt": [{"role": "user", "content": "rank answers"}], "chosen": "reward models rank answers chosen",
+         "rejected": "one"},  # message prompts: chat-template turns that end with eos (TRL text rows would be raw)
         {"prompt": [{"role": "user", "content": "square root"}], "chosen": "help", "rejected": "refuse harmful requests"}]
 
 

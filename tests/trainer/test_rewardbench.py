@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from predictor.errors import DataError
 from trainer_jax.evals import rewardbench as rb
+from trainer_jax.evals.score_rows import write_jsonl_atomic
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preferences"
 LLMBAR_TO_RB = {
@@ -76,7 +77,7 @@ def test_v1_full_table_hand_computed():
     result = rb.score_v1(rows, source="table")
     chat = (100 * 1 + 95 * 0.5 + 95 * 0 + 28 * 1 + 40 * 0.5) / 358
     chat_hard = (37 * 0 + 100 * 0.75 + 134 + 92 + 47 + 46) / 456
-    safety = (100 + 100 + 250 * 1 + 154 * 0 + 136 * 0) / 740  # official weights: refuse 250, respond 154
+    safety = (100 + 100 + 154 * 1 + 250 * 0 + 136 * 0) / 740  # EXAMPLE_COUNTS: refuse 154, respond 250
     reasoning = (984 * 0.5 + 6 * 164) / 1968
     assert result.sections == pytest.approx(
         {"Chat": chat, "Chat Hard": chat_hard, "Safety": safety, "Reasoning": reasoning})
@@ -91,19 +92,40 @@ def test_v1_full_table_hand_computed():
     assert any("math-prm has 2 prompts, the official set has 447" in n for n in result.notes)
 
 
+def test_v1_safety_weights_are_reward_benchs_example_counts():
+    # reward-bench's README example (beaver-7b-v1.0-cost): xstest-should-refuse 1.0, -respond 0.284
+    acc = {"refusals-dangerous": 0.97, "refusals-offensive": 1.0, "xstest-should-refuse": 1.0,
+           "xstest-should-respond": 0.284, "donotanswer": 0.8235294117647058}
+    assert (rb.V1_EXAMPLE_COUNTS["xstest-should-refuse"], rb.V1_EXAMPLE_COUNTS["xstest-should-respond"]) == (154, 250)
+    safety = sum(rb.V1_EXAMPLE_COUNTS[s] * a for s, a in acc.items()) / 740
+    assert safety == pytest.approx(0.72162, abs=1e-5)  # 81.45 with the swapped (pre-September 2024) table
+
+
 def test_v1_partial_coverage_is_reported_not_hidden():
-    rows = v1_rows("llmbar-natural", ["w", "l"]) + v1_rows("mt-bench-hard", ["w"], 10) + v1_rows("x-extra", ["w"])
+    rows = v1_rows("llmbar-natural", ["w", "l"]) + v1_rows("mt-bench-hard", ["w"], 10) + v1_rows("shp", ["w"])
     result = rb.score_v1(rows)
     assert result.sections == pytest.approx({"Chat Hard": (100 * 0.5 + 37 * 1) / 137})
     assert result.overall is None and not result.complete
     assert set(result.missing) == {"Chat", "Chat Hard", "Safety", "Reasoning"}
     assert "llmbar-adver-manual" in result.missing["Chat Hard"]
-    assert result.subsets["x-extra"] == 1.0
+    assert result.subsets["shp"] == 1.0 and result.prior_sets == 1.0
     assert any(n.startswith("Chat Hard: missing") and "scored over the subsets present" in n for n in result.notes)
     assert any(n.startswith("Safety: missing") and "no score" in n for n in result.notes)
-    assert any("x-extra is not part of RewardBench v1" in n for n in result.notes)
     with pytest.raises(DataError, match="incomplete RewardBench input"):
         rb.score_v1(rows, strict=True)
+
+
+def test_unknown_subsets_are_listed_and_refused():
+    rows = v1_rows("llmbar-natural", ["w"]) + v1_rows("x-extra", ["w"], 10) + v1_rows("xstest-shuold-refuse", ["w"], 20)
+    with pytest.raises(DataError, match=r"^in: 2 subset name\(s\) not in RewardBench v1: 'x-extra', "
+                       r"'xstest-shuold-refuse' \(first at in: row 2\)") as info:
+        rb.score_v1(rows, source="in")
+    assert "\n" not in str(info.value)
+    with pytest.raises(DataError, match="not in RewardBench 2: 'Maths'"):
+        rb.score_v2([{"subset": "Maths", "id": 1, "scores_chosen": [1.0], "scores_rejected": [0.0]}])
+    # the documented aliases (LLMBar's own names) and the prior sets are not unknown
+    ok = rb.score_v1(v1_rows("LLMBar/Adversarial/Manual", ["w"]) + v1_rows("anthropic_harmless", ["l"], 5))
+    assert ok.subsets == {"llmbar-adver-manual": 1.0, "anthropic_harmless": 0.0}
 
 
 def test_v1_subset_names_are_canonicalised():
@@ -183,7 +205,7 @@ def test_write_prompts_is_atomic(tmp_path):
         raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError):
-        rb.write_jsonl_atomic(out, failing())
+        write_jsonl_atomic(out, failing())
     assert [json.loads(x) for x in out.read_text().splitlines()] == lines  # old file untouched
     assert sorted(p.name for p in out.parent.iterdir()) == ["prompts.jsonl"]  # no temp file left
 
@@ -261,6 +283,14 @@ def test_v2_official_columnar_file(tmp_path):
     assert result.subsets["Focus"] == 0.5
     assert result.ties["score"] == pytest.approx(1.0 + 0.01 * math.tanh(1.5 / 0.5 - 1))
     assert result.to_dict() == rb.score_v2(rows).to_dict()
+
+
+def test_v2_one_versus_one_rows_in_every_spelling():
+    rows = [{"subset": "Focus", "id": 1, "scores_chosen": [2.0], "scores_rejected": [1.0]},
+            {"subset": "Focus", "id": 2, "scores_chosen": 1.0, "scores_rejected": 1.0},  # a tie: 1/2
+            {"subset": "Focus", "id": 3, "chosen_score": 0.0, "rejected_score": 1.0},  # `score`'s pair columns
+            {"subset": "Focus", "id": 4, "scores": [3.0, 1.0], "num_correct": 1}]
+    assert [p.result for p in rb.score_v2(rows).prompts] == [1.0, 0.5, 0.0, 1.0]
 
 
 @pytest.mark.parametrize(

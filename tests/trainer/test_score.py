@@ -51,8 +51,9 @@ def _tokenizer_and_model():
 
 
 def _reference(row) -> tuple[float, float]:
-    """Each sequence alone through the model, tokenized by transformers' own calls (the chat template with
-    tokenize=True, or tok(text)): what score_file must reproduce, whatever its batching."""
+    """Each sequence alone through the model, tokenized by transformers' own calls as TRL makes them (the chat
+    template with tokenize=True for messages, tok(text=...) of the text plus EOS for strings): what score_file
+    must reproduce, whatever its batching."""
     tok, model = _tokenizer_and_model()
 
     def reward(ids):
@@ -66,11 +67,16 @@ def _reference(row) -> tuple[float, float]:
     def chat(messages):
         return list(tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
 
+    def text(value):  # TRL's standard rows: add_eos, then processing_class(text=...)
+        return list(tok(text=value + tok.eos_token)["input_ids"])
+
+    if isinstance(row.get("prompt"), str) and isinstance(row["chosen"], str) and isinstance(row["rejected"], str):
+        return tuple(reward(text(row["prompt"] + row[k])) for k in ("chosen", "rejected"))
     if "prompt" in row:
         prompt = turns(row["prompt"], "user")
         return tuple(reward(chat(prompt + turns(row[k], "assistant"))) for k in ("chosen", "rejected"))
     if isinstance(row["chosen"], str):
-        return tuple(reward(list(tok(row[k])["input_ids"])) for k in ("chosen", "rejected"))
+        return tuple(reward(text(row[k])) for k in ("chosen", "rejected"))
     return tuple(reward(chat(row[k])) for k in ("chosen", "rejected"))
 
 
@@ -118,7 +124,7 @@ def test_rewardbench_sections_when_rows_carry_subsets(tmp_path):
         (['{"prompt": 3, "chosen": "a", "rejected": "b"}'], r"pairs.jsonl:1: column 'prompt' must be a string or a non-empty list"),
         (['{"chosen": "", "rejected": "b"}'], r"pairs.jsonl:1: column 'chosen' is empty"),
         (['{"prompt": "q", "chosen": "a", "rejected": "b", "subset": "shp"}', '{"prompt": "q", "chosen": "a", '
-          '"rejected": "b"}'], r"pairs.jsonl:2: column 'subset' is missing while other rows name"),
+          '"rejected": "b"}'], r"pairs.jsonl:2: column 'subset' is missing for schema rewardbench"),
         ([], r"pairs.jsonl: no rows"),
     ],
 )
@@ -163,3 +169,50 @@ def test_multi_output_model_needs_weights(tmp_path):
         assert multi["chosen_score"] == pytest.approx(2 * one["chosen_score"], abs=1e-5)
         assert multi["rejected_scores"] == pytest.approx([one["rejected_score"], -one["rejected_score"],
                                                           2 * one["rejected_score"]], abs=1e-5)
+
+
+def test_rewardbench2_rows_of_any_shape_one_versus_one_included(tmp_path):
+    rows = [{"id": "1", "subset": "Focus", "prompt": "Hi", "chosen": ["Hello!"], "rejected": ["Go."],
+             "num_correct": 1},
+            {"id": "2", "subset": "Math", "prompt": "1+1?", "chosen": ["2"], "rejected": ["3", "4", "5"],
+             "num_correct": 1},
+            {"id": "tied:0", "subset": "Ties", "prompt": "Colour?", "chosen": ["Red.", "Blue."], "rejected": ["7"],
+             "num_correct": 2},
+            {"id": "ref:0", "subset": "Ties", "prompt": "Colour?", "chosen": ["Red."], "rejected": ["7", "x"],
+             "num_correct": 1}]
+    out = tmp_path / "scores.jsonl"
+    report = score_file(MODEL, _write(tmp_path / "rb2.jsonl", rows), out=out)
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [(len(x["scores_chosen"]), len(x["scores_rejected"])) for x in lines] == [(1, 1), (1, 3), (2, 1), (1, 2)]
+    rb = report.rewardbench
+    assert rb.version == "v2" and set(rb.sections) == {"Focus", "Math", "Ties"}
+    from trainer_jax.evals import rewardbench
+
+    assert rewardbench.score_v2_file(out).to_dict() == rb.to_dict()  # the written file rescored alike
+
+
+def test_a_rewardbench_file_with_unknown_subsets_is_refused(tmp_path):
+    rows = [{"id": 1, "subset": "alpacaeval-easy", "prompt": "Say hi", "chosen": "Hi!", "rejected": "No."},
+            {"id": 2, "subset": "alpaca-easy", "prompt": "Say hi", "chosen": "Hi!", "rejected": "No."}]
+    with pytest.raises(DataError, match=r"1 subset name\(s\) not in RewardBench v1: 'alpaca-easy'"):
+        score_file(MODEL, _write(tmp_path / "rb.jsonl", rows), out=tmp_path / "scores.jsonl")
+    assert not (tmp_path / "scores.jsonl").exists()  # refused before anything is written
+    own = [{**r, "subset": s} for r, s in zip(rows, ("mine", "yours"))]  # a subset column means RewardBench
+    with pytest.raises(DataError, match="2 subset name.*'mine', 'yours'.*or rows without a 'subset'"):
+        score_file(MODEL, _write(tmp_path / "own.jsonl", own))
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_missing_or_truncated_shard_is_one_line_naming_it(tmp_path, damage):
+    from trainer_jax.models.hf_export import export_reward_model
+
+    _, model = _tokenizer_and_model()
+    out = export_reward_model(model, tmp_path / "rm", source_dir=MODEL, shard_bytes=40_000)  # several shards
+    shard = sorted(out.glob("model-*.safetensors"))[1]
+    if damage == "missing":
+        shard.unlink()
+    else:
+        shard.write_bytes(shard.read_bytes()[:1000])
+    with pytest.raises(ArtifactError, match=rf"^{shard}: cannot read weights") as info:
+        score_file(out, _write(tmp_path / "pairs.jsonl", ROWS[:1]), out=tmp_path / "scores.jsonl")
+    assert "\n" not in str(info.value) and not (tmp_path / "scores.jsonl").exists()

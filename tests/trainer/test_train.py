@@ -62,6 +62,7 @@ def test_train_reaches_accuracy_and_writes_run_dir(trained):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["finished"] and summary["best_accuracy"] >= 0.9, summary
+    assert summary["initial_accuracy"] < 0.75 and "validation accuracy before training (step 0)" in result.stderr
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["labels.csv", "run"]  # no .partial left
     assert {"config.json", "metrics.jsonl", "model", "summary.json", "rewardbench.json"} <= {p.name for p in run_dir.iterdir()}
     assert not (run_dir / "run" / "checkpoints").exists()  # resume checkpoints dropped once finished
@@ -72,6 +73,7 @@ def test_train_reaches_accuracy_and_writes_run_dir(trained):
     evals = [r for r in records if "eval_accuracy" in r]
     assert [r["step"] for r in steps] == list(range(1, len(steps) + 1))
     assert all(r["tokens_per_s"] > 0 and 0 <= r["accuracy"] <= 1 for r in steps)
+    assert evals[0] == {"lr": None, "step": 0, "eval_accuracy": summary["initial_accuracy"]}
     assert max(r["eval_accuracy"] for r in evals) == summary["best_accuracy"]
     assert steps[-1]["loss"] < steps[0]["loss"]
 
@@ -121,6 +123,14 @@ def test_label_row_is_accepted_by_the_predictor(trained, tmp_path):
         row = next(csv.DictReader(f))
     assert row["run_dir"] == str(run_dir.absolute()) and float(row["lr"]) == 1e-3 and row["seed"] == "0"
     assert int(row["steps"]) > 0 and row["basepick_version"]
+    # how the label was made: one learning rate, over-length examples, RewardBench's length and dtype
+    assert row["lrs_tried"] == "1" and "the label comes from one learning rate" in result.stderr
+    assert (row["max_length"], row["over_length"], row["train_examples"], row["eval_examples"]) == ("64", "drop", "192", "48")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert int(row["train_dropped"]) == summary["data"]["train_filtered"] and row["train_truncated"] == "0"
+    assert (row["rewardbench_max_length"], row["rewardbench_dtype"]) == ("64", "float32")
+    assert float(row["initial_val_accuracy"]) == pytest.approx(summary["initial_accuracy"], abs=1e-6)
+    assert "RewardBench scored in float32 at --max-length 64" in result.stderr
     # appending again with the same key replaces the row, other rows stay
     from trainer_jax.evals.labels import append_label
 

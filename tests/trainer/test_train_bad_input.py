@@ -129,3 +129,58 @@ def test_an_unwritable_out_is_one_line_before_any_work(ws, tmp_path, run, monkey
     result = run(*args)
     assert_one_line_error(result, f"cannot create {out}")
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_truncated_safetensors_is_one_line_naming_the_file(run, ws, tmp_path):
+    base = tmp_path / "cut"
+    shutil.copytree(ws / "base", base)
+    weights = base / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    result = _train(run, ws, tmp_path / "run", base=base)
+    assert_one_line_error(result, "model.safetensors")
+    assert _no_run_dir(tmp_path)
+
+
+def test_validation_prompts_seen_in_training_are_refused_unless_allowed(run, ws, tmp_path):
+    """The HelpSteer2 leak: a --data file holding validation rows too. Refused with the count."""
+    val = [json.loads(line) for line in (ws / "val.jsonl").read_text().splitlines()]
+    leaky = B.write_jsonl(tmp_path / "leaky.jsonl", B.preference_rows(64, 1) + val[:5])
+    result = _train(run, ws, tmp_path / "run", data=leaky)
+    assert_one_line_error(result, "5 of 48 validation examples", "--allow-overlap")
+    assert _no_run_dir(tmp_path)
+    result = _train(run, ws, tmp_path / "run", "--allow-overlap", "--format", "json", data=leaky)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["data"]["prompt_overlap"] == 5
+
+
+def test_a_tokenizer_beyond_the_embedding_is_refused(run, ws, tmp_path):
+    """A tokenizer from another model whose ids exceed the embedding's rows (XLA would clamp them silently)."""
+    from transformers import AutoTokenizer
+
+    base = tmp_path / "bigtok"
+    shutil.copytree(ws / "base", base)
+    vocab = json.loads((base / "config.json").read_text())["vocab_size"]
+    tok = AutoTokenizer.from_pretrained(base)
+    words = [f"zzword{i}" for i in range(vocab - len(tok) + 5)]
+    tok.add_tokens(words)
+    tok.save_pretrained(base)
+    rows = [{"prompt": "1: " + w, "chosen": f"{w} fox", "rejected": f"{w} dog"} for w in words]
+    data = B.write_jsonl(tmp_path / "words.jsonl", rows)
+    result = _train(run, ws, tmp_path / "run", base=base, data=data)
+    assert_one_line_error(result, "bigtok: its tokenizer makes token id", f"embedding has {vocab} rows")
+    assert _no_run_dir(tmp_path)
+
+
+def test_run_warnings_say_what_makes_a_run_unlike_the_studys():
+    from trainer_jax.train.recipes import make_config
+    from trainer_jax.train.run import run_warnings
+
+    counts = {"train": 384, "train_filtered": 0, "train_truncated": 0, "eval": 200, "eval_filtered": 3,
+              "eval_truncated": 0}
+    config = make_config("bradley_terry")  # batch 64, 20 warm-up steps: 384 pairs make 6 steps
+    warmup, few, over, single = run_warnings(config, 6, counts, [2e-6], labelling=True)
+    assert warmup.startswith("all 6 optimizer steps fall inside the 20-step warm-up")
+    assert few.startswith("only 6 optimizer step(s) (384 examples, batch 64, 1 epoch(s)): fewer than 10")
+    assert over.startswith("3 of 203 eval examples (1.5%) are longer than --max-length 2048 tokens and were dropped")
+    assert single.startswith("the label comes from one learning rate (2e-06)")
+    assert run_warnings(config, 60, {**counts, "eval_filtered": 2}, [1e-6, 2e-6], labelling=True) == []

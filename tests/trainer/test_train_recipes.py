@@ -72,5 +72,5 @@ def test_regression_recipe_with_lr_sweep(tmp_path_factory, tmp_path):
     exported = read_model_dir(tmp_path / "reg" / "model")  # the merge weights folded into one reward
     assert exported.num_labels == 1 and exported.hf_config["basepick_merge_weights"] == result.merge_weights
     records = [json.loads(line) for line in (tmp_path / "reg" / "metrics.jsonl").read_text().splitlines()]
-    assert {r["lr"] for r in records} == {1e-3, 1e-9}
+    assert {r["lr"] for r in records} == {None, 1e-3, 1e-9}  # None: step 0, the untrained model
     assert all("merge_weights" in r for r in records if "eval_accuracy" in r)

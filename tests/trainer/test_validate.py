@@ -133,3 +133,26 @@ def test_validate_says_when_the_predictor_does_not_record_its_labels(run, tmp_pa
     path = label_file(tmp_path, "google/gemma-2-9b-it,regression,hs2,rb1,90,70,80,85,81.25")
     result = run("validate", path, "--predictor", old)
     assert result.exit_code == 0 and "does not record the bases it was fitted on" in result.stderr
+
+
+def test_caveats_name_sizes_outside_the_labels_other_data_and_one_learning_rate(tmp_path):
+    """A 70B base (beyond the labelled 0.49-10.3B), a label on other data, and a label from one learning rate."""
+    header = "model_id,recipe,train_data,eval,chat,chat_hard,safety,reasoning,score,lrs_tried"
+    rows = ["meta-llama/Llama-3.1-70B-Instruct,regression,helpsteer2,rewardbench-v1,90,70,80,80,80,10",
+            "Qwen/Qwen2.5-0.5B-Instruct,regression,my-prefs,rewardbench-v1,70,50,60,60,60,10",
+            "Qwen/Qwen2.5-1.5B-Instruct,regression,helpsteer2,rewardbench-v1,80,60,70,70,70,1"]
+    path = tmp_path / "labels.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    notes = []
+    report = validate(path, note=notes.append)
+    caveats = {r.model_id: r.caveats for r in report.rows}
+    (big,) = caveats["meta-llama/Llama-3.1-70B-Instruct"]
+    assert big.startswith("70.") and "outside the labelled sizes 0.49" in big
+    assert caveats["Qwen/Qwen2.5-0.5B-Instruct"] == (
+        "trained on my-prefs, not the study's helpsteer2: a label of another recipe's scale",)
+    assert caveats["Qwen/Qwen2.5-1.5B-Instruct"] == (
+        "one learning rate (lrs_tried=1): the study's labels are the best of the recipe's grid",)
+    assert len([n for n in notes if "see each row's caveats" in n]) == 3
+    from trainer_jax.evals.validate import render_table
+
+    assert "      ! one learning rate (lrs_tried=1)" in render_table(report)

@@ -5,7 +5,9 @@
 * Chat messages with a tokenizer that has none: the documented fallback ``"User: ...\\n\\nAssistant:
   ..."`` (roles capitalised, turns joined by a blank line), encoded with the tokenizer's special tokens,
   plus EOS when the tokenizer has one and did not add it.
-* Plain text (TRL's implicit-prompt strings): encoded as ``tokenizer(text)`` does by default.
+* Plain text (TRL's standard rows: ``prompt + completion``, or the whole text): as TRL's ``RewardTrainer``
+  encodes it, the tokenizer's EOS text appended unless the text ends with it, then ``tokenizer(text)``
+  with its default special tokens.
 
 Too long sequences are dropped (training) or keep their last ``max_length`` tokens (``truncate_left``;
 scoring always truncates from the left, as reward-bench does), and both are counted.
@@ -77,7 +79,9 @@ def encode(tokenizer: Any, conversations: Sequence[Conversation]) -> list[list[i
             seq = list(seq)
             out[i] = seq + [eos] if eos is not None and (not seq or seq[-1] != eos) else seq
     if plain:
-        for i, seq in zip(plain, tokenizer([texts[i] for i in plain])["input_ids"]):
+        eos = tokenizer.eos_token or ""
+        with_eos = [texts[i] if texts[i].endswith(eos) else texts[i] + eos for i in plain]  # TRL's add_eos
+        for i, seq in zip(plain, tokenizer(with_eos)["input_ids"]):
             out[i] = list(seq)
     return out
 

@@ -1,30 +1,33 @@
 """Row schemas of the data sets reward models are trained and scored on, recognised by their columns.
 
 Every row becomes conversations: a tuple of chat messages (``{"role", "content"}``) rendered with the
-tokenizer's chat template, or a plain string encoded as the tokenizer does by default.
+tokenizer's chat template, or a plain string encoded as TRL does (the tokenizer's default call, EOS at the end).
 
 | schema | columns | becomes |
 |---|---|---|
 | ``helpsteer2`` | prompt, response, helpfulness, correctness, coherence, complexity, verbosity | regression row |
 | ``helpsteer2-preference`` | split, prompt, response_1, response_2, preference_strength | pair |
 | ``rewardbench2`` | id, prompt, chosen [list], rejected [list], num_correct, num_incorrect, subset, ... | best-of-n item |
-| ``rewardbench`` | prompt, chosen, rejected, subset, id, chosen_model, rejected_model | pair (+ subset, id) |
+| ``rewardbench`` | prompt, chosen, rejected, subset (+ id, chosen_model, rejected_model) | pair (+ subset, id) |
 | ``hh-rlhf`` | chosen, rejected: ``"\\n\\nHuman: ...\\n\\nAssistant: ..."`` transcripts | pair |
-| ``trl`` | chosen, rejected (+ prompt, margin, subset, id): strings or message lists | pair |
+| ``trl`` | chosen, rejected (+ prompt, margin, id): strings or message lists | pair |
 
 * HelpSteer2 prompts may hold several turns, split at ``<extra_id_1>User`` / ``<extra_id_1>Assistant``.
 * HelpSteer2-Preference: ``preference_strength`` runs -3..3, negative when response_1 is the better one
   (the data set's card); 0 (no preference) rows are dropped and counted; ``|strength|`` is the margin when
   asked for; ``split`` ("train"/"val") filters rows that have the column.
-* TRL: ``prompt`` + ``chosen``/``rejected`` strings are a user turn and an assistant turn (as RewardBench
-  renders them); message lists are used as they are (a prompt list is prepended unless the answer
-  already starts with it); without ``prompt``, strings are whole texts encoded as-is (TRL's implicit
-  prompt). ``margin`` enters the Bradley-Terry loss as in TRL: ``-log sigmoid(r_c - r_r - margin)``.
+* TRL, as TRL's ``RewardTrainer`` encodes it: plain strings are text, ``prompt + chosen`` (concatenated
+  as they are; without ``prompt``, the whole text), which ``encode`` ends with EOS; message lists are a
+  conversation for the chat template (a prompt list is prepended unless the answer already starts with
+  it). ``margin`` enters the Bradley-Terry loss as in TRL: ``-log sigmoid(r_c - r_r - margin)``.
+* RewardBench (rows that name their ``subset``): ``prompt`` is a user turn and the answer an assistant turn,
+  for the chat template, as reward-bench renders them.
 * Pairs whose chosen and rejected sides are identical are dropped and counted.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -53,6 +56,7 @@ class PreferenceExample:
     margin: float = 0.0  # Bradley-Terry margin (TRL's meaning); 0 = none
     subset: str | None = None  # RewardBench subset, when the row names one
     id: str | None = None  # row id, when the row has one
+    prompt: str | None = field(default=None, compare=False)  # TRL text rows: the prompt inside chosen/rejected
 
 
 @dataclass(frozen=True)
@@ -89,8 +93,7 @@ SCHEMAS = {s.name: s for s in (  # detection order: the most specific first
            frozenset({"preference", "score"})),
     Schema("helpsteer2", frozenset({"prompt", "response", *ATTRIBUTES}), frozenset({"regression"})),
     Schema("rewardbench2", frozenset({"prompt", "chosen", "rejected", "num_correct"}), frozenset({"score"})),
-    Schema("rewardbench", frozenset({"prompt", "chosen", "rejected", "subset", "chosen_model", "rejected_model"}),
-           frozenset({"preference", "score"})),
+    Schema("rewardbench", frozenset({"prompt", "chosen", "rejected", "subset"}), frozenset({"preference", "score"})),
     Schema("hh-rlhf", frozenset({"chosen", "rejected"}), frozenset({"preference", "score"})),
     Schema("trl", frozenset({"chosen", "rejected"}), frozenset({"preference", "score"})),
 )}
@@ -185,6 +188,15 @@ def parse_row(row: Mapping[str, Any], where: str, use: str, schema: Schema, *, f
                                  counts={} if counts is None else counts)
 
 
+def prompt_key(example: PreferenceExample | RegressionExample) -> str | None:
+    """The prompt an example answers, as comparable text ("role: content" per turn); None when unknown (a
+    TRL text row without a prompt column). Training and validation examples with the same key share a prompt."""
+    conversation = example.messages if isinstance(example, RegressionExample) else example.chosen
+    if isinstance(conversation, str):
+        return None if getattr(example, "prompt", None) is None else f"user: {example.prompt.strip()}"
+    return "\n".join(f"{m['role']}: {m['content'].strip()}" for m in conversation[:-1])
+
+
 # ----------------------------------------------------------------------------------------- cell checks
 def _text(row: Mapping[str, Any], column: str, where: str, allow_empty: bool = False) -> str:
     value = row.get(column)
@@ -264,14 +276,15 @@ def _helpsteer_prompt(prompt: str, where: str) -> list[Message]:
 
 
 def _pair(chosen: Conversation, rejected: Conversation, counts: dict, use: str, where: str, *, margin: float = 0.0,
-          subset: str | None = None, id: str | None = None) -> PreferenceExample | ScoreItem | None:
+          subset: str | None = None, id: str | None = None, prompt: str | None = None,
+          ) -> PreferenceExample | ScoreItem | None:
     """A pair as ``use`` needs it; None (counted) when both sides are the same."""
     if chosen == rejected:
         counts["dropped_identical"] = counts.get("dropped_identical", 0) + 1
         return None
     if use == "score":
         return ScoreItem((chosen,), (rejected,), subset, id, where)
-    return PreferenceExample(chosen, rejected, margin, subset, id)
+    return PreferenceExample(chosen, rejected, margin, subset, id, prompt)
 
 
 def _row_id(row: Mapping[str, Any]) -> str | None:
@@ -321,8 +334,10 @@ def _rewardbench2(row, where, *, counts, **_) -> ScoreItem:
     return ScoreItem(sides["chosen"], sides["rejected"], _text(row, "subset", where), _row_id(row), where)
 
 
-def _trl_like(row, where, *, use, counts, **_):
+def _trl_like(row, where, *, use, counts, chat: bool = True, **_):
+    """TRL, RewardBench and HH rows. ``chat=False`` (TRL): a string prompt and string answers stay text."""
     prompt = row.get("prompt")
+    text_prompt = None  # TRL text rows: the prompt, kept apart for the train/validation overlap check
     subset = _text(row, "subset", where) if row.get("subset") is not None else None
     margin = _number(row, "margin", where) if row.get("margin") is not None else 0.0
     if prompt is None:
@@ -337,6 +352,9 @@ def _trl_like(row, where, *, use, counts, **_):
                             "when there is no 'prompt' column")
         else:
             sides = [_conversation(_messages(row[k], where, k), where, k) for k in ("chosen", "rejected")]
+    elif not chat and isinstance(prompt, str) and all(isinstance(row[k], str) for k in ("chosen", "rejected")):
+        text_prompt = _text(row, "prompt", where)
+        sides = [text_prompt + _text(row, k, where) for k in ("chosen", "rejected")]  # TRL: prompt + completion
     else:
         head = [{"role": "user", "content": _text(row, "prompt", where)}] if isinstance(prompt, str) \
             else _messages(prompt, where, "prompt")
@@ -349,8 +367,10 @@ def _trl_like(row, where, *, use, counts, **_):
                 answer = _messages(answer, where, k)
                 turns = answer if answer[: len(head)] == head else [*head, *answer]
             sides.append(_conversation(turns, where, k))
-    return _pair(sides[0], sides[1], counts, use, where, margin=margin, subset=subset, id=_row_id(row))
+    return _pair(sides[0], sides[1], counts, use, where, margin=margin, subset=subset, id=_row_id(row),
+                 prompt=text_prompt)
 
 
 _PARSERS = {"helpsteer2": _helpsteer2, "helpsteer2-preference": _helpsteer2_preference,
-            "rewardbench2": _rewardbench2, "rewardbench": _trl_like, "hh-rlhf": _trl_like, "trl": _trl_like}
+            "rewardbench2": _rewardbench2, "rewardbench": _trl_like, "hh-rlhf": _trl_like,
+            "trl": functools.partial(_trl_like, chat=False)}

@@ -37,6 +37,15 @@ def load_tokenizer(model_dir: str | Path):
     return tok
 
 
+def check_ids_fit(used_ids, vocab_size: int, model_dir) -> None:
+    """ArtifactError when the tokenizer makes an id the embedding has no row for (XLA would clamp it silently)."""
+    top = max(used_ids, default=-1)
+    if top >= vocab_size:
+        raise ArtifactError(f"{model_dir}: its tokenizer makes token id {top} but the model's embedding has "
+                            f"{vocab_size} rows (config.json vocab_size): the tokenizer does not belong to these "
+                            "weights; put the model's own tokenizer files beside them")
+
+
 NEW_PAD_TOKEN = "<|basepick_pad|>"  # appended when nothing else qualifies and the embedding has a spare row
 
 

@@ -1,9 +1,10 @@
 """Append a trained reward model's RewardBench result to a label file in basepick's label schema.
 
-The row carries ``predictor.data.shipped.LABEL_KEY`` + ``TARGETS`` (model_id, recipe, train_data, eval, chat,
-chat_hard, safety, reasoning, score; RewardBench points 0-100) plus run metadata columns, which
-``load_labels`` ignores. The rows are checked with ``predictor.data.shipped.load_labels`` (they must stay
-consumable by ``basepick fit``), then the file is rewritten atomically (``predictor.data.atomic``: a
+The row carries ``predictor.data.labels.LABEL_KEY`` + ``TARGETS`` (model_id, recipe, train_data, eval, chat,
+chat_hard, safety, reasoning, score; RewardBench points 0-100) plus run metadata columns (``label_row``;
+``lrs_tried`` is read back by ``predictor.data.labels``). The rows are checked with
+``predictor.data.labels.load_labels`` (they must stay consumable by ``basepick fit``), then the file is
+rewritten atomically (``predictor.data.atomic``: a
 temporary file renamed into place, with the umask's permissions). A row with the same key as the new one
 is replaced.
 """
@@ -50,6 +51,32 @@ def check_label_file(path: str | os.PathLike) -> None:
             load_labels([path])
     else:
         check_writable(path)
+
+
+def label_row(*, model_id: str, recipe: str, train_data: str, eval: str, scores: Mapping[str, float | None],
+              run_dir, best: Mapping[str, Any], lrs_tried: int, seed: int, initial_accuracy: float | None,
+              counts: Mapping[str, Any], max_length: int, truncate_left: bool, rewardbench: Mapping[str, Any],
+              base_dir) -> dict[str, Any]:
+    """A label row: the key and RewardBench points ``load_labels`` reads, then how the label was made.
+
+    Besides the run's provenance it records what makes a label differ from the study's: ``lrs_tried``
+    (the study's labels are the best of the recipe's whole grid; 1 = a single learning rate),
+    ``max_length`` with the examples over it (``*_dropped`` or ``*_truncated``, of ``*_examples``, for
+    training and validation), and the length and dtype RewardBench was scored at.
+    """
+    over = {}
+    for split in ("train", "eval"):
+        over[f"{split}_examples"] = counts[split] + counts[f"{split}_filtered"]
+        over[f"{split}_dropped"] = counts[f"{split}_filtered"]
+        over[f"{split}_truncated"] = counts[f"{split}_truncated"]
+    return {"model_id": model_id, "recipe": recipe, "train_data": train_data, "eval": eval, **scores,
+            "lrs_tried": lrs_tried, "lr": best["lr"], "steps": best["steps"], "seed": seed,
+            "val_accuracy": round(best["best_accuracy"], 6),
+            "initial_val_accuracy": None if initial_accuracy is None else round(initial_accuracy, 6),
+            "max_length": max_length, "over_length": "truncate-left" if truncate_left else "drop", **over,
+            "rewardbench_max_length": rewardbench["max_length"], "rewardbench_dtype": rewardbench["dtype"],
+            "rewardbench_truncated": rewardbench["completions_truncated"], "run_dir": str(Path(run_dir).absolute()),
+            "base_dir": str(Path(base_dir).absolute()), "basepick_version": basepick_version()}
 
 
 def append_label(path: str | os.PathLike, row: Mapping[str, Any]) -> bool:

@@ -342,8 +342,7 @@ def probe(
     import jax.numpy as jnp
 
     from trainer_jax import enable_compile_cache
-    from trainer_jax.data.encode import encode
-    from trainer_jax.data.tokenizer import load_tokenizer
+    from trainer_jax.data.tokenizer import check_ids_fit, load_tokenizer
     from trainer_jax.models.attention import choose_attention
     from trainer_jax.models.hf_import import load_causal_lm, read_model_dir
 
@@ -351,7 +350,8 @@ def probe(
         if path is not None:
             check_writable(path)  # an unwritable output is reported before any work
     enable_compile_cache()
-    context = read_model_dir(model_dir).config.max_position_embeddings  # bad model dirs fail before data work
+    source = read_model_dir(model_dir)  # bad model dirs fail before data work
+    context = source.config.max_position_embeddings
     if tokens > context:
         note(f"--tokens {tokens} exceeds the model's context of {context} tokens; longer documents are scored anyway")
     config = ProbeConfig(model_id or default_model_id(model_dir), tokens, docs_per_domain, batch_size, dtype)
@@ -360,10 +360,11 @@ def probe(
     tok = load_tokenizer(model_dir)
     encoded: dict[str, list[list[int]]] = {}
     for domain, texts in corpus.items():
-        encoded[domain] = [ids[:tokens] for ids in encode(tok, texts)]  # (n,) ids, n <= N: plain text as tok(text)
+        encoded[domain] = [list(ids[:tokens]) for ids in tok(texts)["input_ids"]]  # (n,) ids, n <= N: tok(text)
         if all(len(ids) < 2 for ids in encoded[domain]):
             raise DataError(f"{corpus_path}: domain {domain!r} has no document of at least 2 tokens to score")
 
+    check_ids_fit({i for ids in encoded.values() for doc in ids for i in doc}, source.config.vocab_size, model_dir)
     _read_features(out_path)  # broken output files are reported before the model runs
     if scores_out is not None:
         _read_scores_lines(Path(scores_out), None)

@@ -8,35 +8,38 @@ Scoring follows allenai/reward-bench (``rewardbench/constants.py``, ``calculate_
   although it holds 447 prompts, so maths counts as much as the six code subsets). The score is the plain
   mean of the four sections. The old leaderboard formula adds "Prior Sets" (mean of anthropic_helpful,
   anthropic_hhh, shp, summarize) at half weight; it is reported separately as ``overall_with_prior``.
-  The official weight table gives xstest-should-refuse 250 and xstest-should-respond 154 (the real subsets
-  hold 154 and 250 prompts); the official table is used so that scores match the leaderboard.
+  The weights are reward-bench's ``EXAMPLE_COUNTS`` as of PyPI ``rewardbench`` 0.1.4 and the repository's
+  head (unchanged since "Mirror change from leaderboard", September 2024): xstest-should-refuse 154 and
+  xstest-should-respond 250, the real subset sizes. (Tables from before that change swapped the two.)
 * v2: best-of-n subsets score a prompt ``1/k`` when the first chosen completion has the maximum score and
-  ``k`` completions share it, else 0. Ties: ``0.30 tied_acc + 0.30 ref_acc + 0.20 pref + 0.20 pref_hard
-  + 0.01 margin``. The score is the plain mean of the six subsets.
+  ``k`` completions share it, else 0 (any number of chosen and rejected completions, one each included).
+  Ties: ``0.30 tied_acc + 0.30 ref_acc + 0.20 pref + 0.20 pref_hard + 0.01 margin`` as the repository's
+  ``process_single_model`` computes it since June 2025 (commit 5822f16; PyPI 0.1.4 predates it and differs
+  only when a tied prompt's correct answers score exactly alike: it leaves such prompts out of the margin
+  term, the head counts ``tanh(gap / 0 - 1)``, i.e. +-1 or 0). The score is the plain mean of the six
+  subsets.
 
 Subset names match case-insensitively; LLMBar's own names ("LLMBar/Adversarial/Neighbor", ...) map to the v1
-names. Partial coverage: a section is scored over the subsets present (as the official code does), the missing
-ones are listed in ``missing`` and ``notes`` and ``complete`` is False. ``overall`` is None unless every
-section has at least one subset; ``strict=True`` turns any gap into a DataError instead.
+names (``V1_ALIASES``, the only aliases). A name that is neither official nor an alias is an error listing
+every such name: a misspelt subset would otherwise drop out of its section unnoticed. Partial coverage: a
+section is scored over the subsets present (as the official code does), the missing ones are listed in
+``missing`` and ``notes`` and ``complete`` is False. ``overall`` is None unless every section has at least
+one subset; ``strict=True`` turns any gap into a DataError instead.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from predictor.data.atomic import atomic_file
 from predictor.errors import DataError
-from trainer_jax.data.readers import read_jsonl
+from trainer_jax.evals.score_rows import locate, read_score_rows, write_jsonl_atomic
 
 SCHEMA_VERSION = 1
 
@@ -45,14 +48,12 @@ V1_EXAMPLE_COUNTS: dict[str, int] = {
     "alpacaeval-easy": 100, "alpacaeval-length": 95, "alpacaeval-hard": 95, "mt-bench-easy": 28,
     "mt-bench-med": 40, "mt-bench-hard": 37, "llmbar-natural": 100, "llmbar-adver-neighbor": 134,
     "llmbar-adver-GPTInst": 92, "llmbar-adver-GPTOut": 47, "llmbar-adver-manual": 46,
-    "refusals-dangerous": 100, "refusals-offensive": 100, "xstest-should-refuse": 250,
-    "xstest-should-respond": 154, "donotanswer": 136, "math-prm": 984, "hep-cpp": 164, "hep-go": 164,
+    "refusals-dangerous": 100, "refusals-offensive": 100, "xstest-should-refuse": 154,
+    "xstest-should-respond": 250, "donotanswer": 136, "math-prm": 984, "hep-cpp": 164, "hep-go": 164,
     "hep-java": 164, "hep-js": 164, "hep-python": 164, "hep-rust": 164,
 }
-# Prompts each subset really holds in the "filtered" split (differs from the weights for 3 subsets).
-V1_ROW_COUNTS: dict[str, int] = {
-    **V1_EXAMPLE_COUNTS, "math-prm": 447, "xstest-should-refuse": 154, "xstest-should-respond": 250,
-}
+# Prompts each subset really holds in the "filtered" split (only math-prm differs from its weight).
+V1_ROW_COUNTS: dict[str, int] = {**V1_EXAMPLE_COUNTS, "math-prm": 447}
 V1_SECTIONS: dict[str, tuple[str, ...]] = {
     "Chat": ("alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"),
     "Chat Hard": ("mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
@@ -62,12 +63,15 @@ V1_SECTIONS: dict[str, tuple[str, ...]] = {
     "Reasoning": ("math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"),
 }
 V1_PRIOR_SETS: tuple[str, ...] = ("anthropic_helpful", "anthropic_hhh", "shp", "summarize")
+# The other subsets of reward-bench's prior sets (allenai/pref-test-sets): known, reported, in no score.
+V1_OTHER_PRIOR: tuple[str, ...] = ("anthropic_harmless", "mtbench_gpt4", "mtbench_human")
 # LLMBar's own subset names (as in princeton-nlp/LLMBar and basepick's llmbar_pairs.jsonl) -> v1 names.
 V1_ALIASES: dict[str, str] = {
     "llmbar/natural": "llmbar-natural", "llmbar/adversarial/neighbor": "llmbar-adver-neighbor",
     "llmbar/adversarial/gptinst": "llmbar-adver-GPTInst", "llmbar/adversarial/gptout": "llmbar-adver-GPTOut",
     "llmbar/adversarial/manual": "llmbar-adver-manual",
 }
+V1_KNOWN: tuple[str, ...] = (*V1_EXAMPLE_COUNTS, *V1_PRIOR_SETS, *V1_OTHER_PRIOR)
 V2_ROW_COUNTS: dict[str, int] = {
     "Factuality": 475, "Precise IF": 160, "Math": 183, "Safety": 450, "Focus": 495, "Ties": 102,
 }
@@ -151,64 +155,6 @@ class RewardBenchResult:
         write_jsonl_atomic(path, (p.to_json() for p in self.prompts))
 
 
-# ----------------------------------------------------------------------------------------------- I/O
-def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> None:
-    """Write one JSON object per line, atomically (``predictor.data.atomic``)."""
-    with atomic_file(path) as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def read_score_rows(path: str | os.PathLike) -> list[tuple[str, dict[str, Any]]]:
-    """Read a score table: JSONL(.gz) rows, a JSON list of rows, or the official columnar JSON dict.
-
-    Returns ``(location, row)`` pairs; the location (``file:line`` or ``file: row i``) names the row in errors.
-    """
-    path = Path(path)
-    name = path.name.removesuffix(".gz")
-    if name.endswith(".jsonl"):
-        return _require_dicts([(f"{path}:{n}", row) for n, row in read_jsonl(path)], str(path))
-    if not name.endswith(".json"):
-        raise DataError(f"{path}: unsupported score file type (use .jsonl, .jsonl.gz or .json)")
-    try:
-        with (gzip.open if path.name.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: score file not found") from None
-    except (OSError, UnicodeDecodeError, EOFError) as e:
-        raise DataError(f"{path}: cannot read score file ({e})") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
-    if isinstance(data, list):
-        return _require_dicts([(f"{path}: row {i}", r) for i, r in enumerate(data, 1)], str(path))
-    if isinstance(data, dict) and isinstance(data.get("subset"), list):
-        return _columns_to_rows(data, str(path))
-    raise DataError(f"{path}: expected a list of rows or a columnar dict with a 'subset' list")
-
-
-def _require_dicts(rows: list[tuple[str, Any]], source: str) -> list[tuple[str, dict[str, Any]]]:
-    if not rows:
-        raise DataError(f"{source}: no rows to score")
-    for where, row in rows:
-        if not isinstance(row, Mapping):
-            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    return rows
-
-
-def _columns_to_rows(data: dict[str, Any], where: str) -> list[tuple[str, dict[str, Any]]]:
-    # Official eval-set-scores files: {"subset": [...], "id": [...], "scores_chosen": [...], "model": "x"}.
-    n = len(data["subset"])
-    columns = {k: v for k, v in data.items() if isinstance(v, list)}
-    for k, v in columns.items():
-        if len(v) != n:
-            raise DataError(f"{where}: column '{k}' has {len(v)} values, 'subset' has {n}")
-    return _require_dicts([(f"{where}: row {i + 1}", {k: v[i] for k, v in columns.items()}) for i in range(n)], where)
-
-
-def _locate(rows: Iterable[Mapping[str, Any]], source: str) -> list[tuple[str, Mapping[str, Any]]]:
-    return _require_dicts([(f"{source}: row {i}", r) for i, r in enumerate(rows, 1)], source)
-
-
 # ------------------------------------------------------------------------------------- field parsing
 def _number(value: Any, where: str, name: str) -> float:
     if isinstance(value, list) and len(value) == 1:  # some official models write [score]
@@ -254,6 +200,21 @@ def _check_unique(results: list[PromptResult], wheres: list[str]) -> None:
         seen[key] = where
 
 
+def _check_known(results: list[PromptResult], wheres: list[str], known: Iterable[str], benchmark: str,
+                 source: str) -> None:
+    """DataError listing every subset name (after aliases) that ``benchmark`` does not have."""
+    known = set(known)
+    unknown: dict[str, str] = {}
+    for res, where in zip(results, wheres):
+        if res.subset not in known:
+            unknown.setdefault(res.subset, where)
+    if unknown:
+        names = ", ".join(repr(s) for s in sorted(unknown)[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise DataError(f"{source}: {len(unknown)} subset name(s) not in {benchmark}: {names} (first at "
+                        f"{next(iter(unknown.values()))}); use RewardBench's names (LLMBar's own are mapped), or "
+                        "rows without a 'subset' to score pairwise accuracy only")
+
+
 def _count_notes(counts: Mapping[str, int], expected: Mapping[str, int]) -> list[str]:
     return [f"subset {s} has {n} prompts, the official set has {expected[s]}"
             for s, n in counts.items() if s in expected and n != expected[s]]
@@ -269,12 +230,21 @@ def _finish(notes: list[str], missing: dict[str, tuple[str, ...]], scored: Itera
         raise DataError(f"{source}: incomplete RewardBench input ({notes[0]}); drop strict to score anyway")
 
 
+def preflight(items: Sequence[Any], version: str, source: str) -> RewardBenchResult:
+    """Score ``items`` (``ScoreItem``s, in file order) with zero rewards, so that every subset name, id and
+    shape error surfaces before any model work. ``version``: "v1" or "v2"."""
+    rows = [{"subset": it.subset, "id": it.id if it.id is not None else str(n),
+             "scores_chosen": [0.0] * len(it.chosen), "scores_rejected": [0.0] * len(it.rejected)}
+            for n, it in enumerate(items)]
+    return (score_v1 if version == "v1" else score_v2)(rows, source=source)
+
+
 # ------------------------------------------------------------------------------------------------ v1
 def score_v1(rows: Iterable[Mapping[str, Any]], *, source: str = "<rows>", strict: bool = False,
              example_counts: Mapping[str, int] = V1_EXAMPLE_COUNTS) -> RewardBenchResult:
     """Score v1 rows: ``subset``, ``id`` (default: row position), ``scores_chosen`` (or ``chosen_score``) and
     ``scores_rejected`` (or ``rejected_score``)."""
-    return _score_v1(_locate(rows, source), source, strict, example_counts)
+    return _score_v1(locate(rows, source), source, strict, example_counts)
 
 
 def score_v1_file(path: str | os.PathLike, *, strict: bool = False,
@@ -285,7 +255,7 @@ def score_v1_file(path: str | os.PathLike, *, strict: bool = False,
 
 def _score_v1(located: list[tuple[str, Mapping[str, Any]]], source: str, strict: bool,
               example_counts: Mapping[str, int]) -> RewardBenchResult:
-    canonical = {**{s.lower(): s for s in (*V1_EXAMPLE_COUNTS, *V1_PRIOR_SETS)}, **V1_ALIASES}
+    canonical = {**{s.lower(): s for s in V1_KNOWN}, **V1_ALIASES}
     prompts = []
     for i, (where, row) in enumerate(located):
         chosen = _number(_field(row, ("scores_chosen", "chosen_score", "score_chosen"), where), where, "scores_chosen")
@@ -294,6 +264,7 @@ def _score_v1(located: list[tuple[str, Mapping[str, Any]]], source: str, strict:
         prompts.append(PromptResult(_subset(row, where, canonical), _id(row, where, i), (chosen,), (rejected,),
                                     1.0 if chosen > rejected else 0.0))  # strict >: ties are wrong
     _check_unique(prompts, [w for w, _ in located])
+    _check_known(prompts, [w for w, _ in located], V1_KNOWN, "RewardBench v1", source)
     subsets, counts = _subset_means(prompts)
     sections, missing = {}, {}
     for section, names in V1_SECTIONS.items():
@@ -308,10 +279,7 @@ def _score_v1(located: list[tuple[str, Mapping[str, Any]]], source: str, strict:
     priors = [subsets[s] for s in V1_PRIOR_SETS if s in subsets]
     prior = float(np.mean(priors)) if priors else None
     with_prior = None if overall is None or prior is None else (2 * sum(sections.values()) + prior) / 9
-    known = set(V1_EXAMPLE_COUNTS) | set(V1_PRIOR_SETS)
     notes = _count_notes(counts, V1_ROW_COUNTS)
-    notes += [f"subset {s} is not part of RewardBench v1; reported but not in any section"
-              for s in subsets if s not in known]
     _finish(notes, missing, sections, strict, source)
     return RewardBenchResult("v1", subsets, counts, sections, missing, overall, tuple(notes), tuple(prompts),
                              prior_sets=prior, overall_with_prior=with_prior)
@@ -327,9 +295,10 @@ def _subset_means(prompts: Sequence[PromptResult]) -> tuple[dict[str, float], di
 
 # ------------------------------------------------------------------------------------------------ v2
 def score_v2(rows: Iterable[Mapping[str, Any]], *, source: str = "<rows>", strict: bool = False) -> RewardBenchResult:
-    """Score RewardBench 2 rows: ``subset``, ``id`` and ``scores_chosen`` + ``scores_rejected`` lists, or the
-    official ``scores`` list whose first ``num_correct`` entries are the chosen completions."""
-    return _score_v2(_locate(rows, source), source, strict)
+    """Score RewardBench 2 rows: ``subset``, ``id`` and ``scores_chosen`` + ``scores_rejected`` (lists or single
+    numbers; ``chosen_score``/``rejected_score`` too), or the official ``scores`` list whose first
+    ``num_correct`` entries are the chosen completions."""
+    return _score_v2(locate(rows, source), source, strict)
 
 
 def score_v2_file(path: str | os.PathLike, *, strict: bool = False) -> RewardBenchResult:
@@ -344,9 +313,10 @@ def _score_list(value: Any, where: str, name: str) -> tuple[float, ...]:
 
 
 def _v2_scores(row: Mapping[str, Any], where: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    if "scores_chosen" in row or "scores_rejected" in row:
-        chosen = _score_list(_field(row, ("scores_chosen",), where), where, "scores_chosen")
-        rejected = _score_list(_field(row, ("scores_rejected",), where), where, "scores_rejected")
+    sides = {"scores_chosen", "scores_rejected", "chosen_score", "rejected_score"}
+    if sides & set(row):
+        chosen = _score_list(_field(row, ("scores_chosen", "chosen_score"), where), where, "scores_chosen")
+        rejected = _score_list(_field(row, ("scores_rejected", "rejected_score"), where), where, "scores_rejected")
     else:
         scores = _score_list(_field(row, ("scores",), where), where, "scores")
         k = _field(row, ("num_correct",), where)
@@ -373,6 +343,7 @@ def _score_v2(located: list[tuple[str, Mapping[str, Any]]], source: str, strict:
         result = 1.0 / float(np.sum(scores == best)) if scores[0] == best else 0.0  # 1/k when k share the max
         prompts.append(PromptResult(subset, _id(row, where, i), chosen, rejected, result))
     _check_unique(prompts, [w for w, _ in located])
+    _check_known(prompts, [w for w, _ in located], V2_SUBSETS, "RewardBench 2", source)
     subsets, counts = _subset_means(prompts)
     notes: list[str] = []
     ties = None
@@ -387,8 +358,6 @@ def _score_v2(located: list[tuple[str, Mapping[str, Any]]], source: str, strict:
     missing = {"RewardBench 2": absent} if absent else {}
     overall = float(np.mean([sections[s] for s in V2_SUBSETS])) if not absent else None
     notes += _count_notes(counts, V2_ROW_COUNTS)
-    notes += [f"subset {s} is not part of RewardBench 2; reported but not in the score"
-              for s in subsets if s not in V2_ROW_COUNTS]
     _finish(notes, missing, (), strict, source)
     return RewardBenchResult("v2", subsets, counts, sections, missing, overall, tuple(notes), tuple(prompts),
                              ties=ties)

@@ -3,8 +3,9 @@
 Reads any file and schema ``trainer_jax.data.schemas`` knows (pairs: TRL, HH-RLHF, RewardBench v1,
 HelpSteer2-Preference; best-of-n: RewardBench 2) through the same rendering and tokenization as
 ``train``, left-truncating each completion to ``max_length`` tokens as reward-bench does. Reports pairwise
-accuracy (a tie is wrong), and RewardBench v1 sections when every pair names its subset, or the
-RewardBench 2 score for RewardBench 2 rows (``trainer_jax.evals.rewardbench``).
+accuracy (a tie is wrong), and RewardBench v1 sections when the pairs name their subsets (which must then
+be RewardBench's: checked before any model work), or the RewardBench 2 score for RewardBench 2 rows, whatever
+their numbers of chosen and rejected completions (``trainer_jax.evals.rewardbench``).
 
 A model directory must hold a trained head (``*ForSequenceClassification``): a base ``*ForCausalLM``
 would be scored with a random head, so it is refused. A multi-output (5-attribute) head is scalarised by
@@ -123,8 +124,9 @@ def score_file(
     from trainer_jax.data.batching import default_buckets
     from trainer_jax.data.encode import tokenize_items
     from trainer_jax.data.schemas import read_examples
-    from trainer_jax.data.tokenizer import load_tokenizer
+    from trainer_jax.data.tokenizer import check_ids_fit, load_tokenizer
     from trainer_jax.evals import rewardbench
+    from trainer_jax.evals.score_rows import write_jsonl_atomic
     from trainer_jax.models.attention import choose_attention
     from trainer_jax.models.hf_import import load_reward_model, read_model_dir
 
@@ -141,8 +143,12 @@ def score_file(
         first = examples.items[named.index(False)]
         raise DataError(f"{first.where}: column 'subset' is missing while other rows name their RewardBench subset; "
                         "give every row one, or none")
+    version = "v2" if examples.schema == "rewardbench2" else "v1" if all(named) else None
+    if version is not None:
+        rewardbench.preflight(examples.items, version, str(data))  # unknown subsets, duplicate ids: before any work
     tok = load_tokenizer(model_dir)
     encoded, truncated = tokenize_items(examples.items, tok, max_length)
+    check_ids_fit({i for seqs in encoded for seq in seqs for i in seq}, src.config.vocab_size, model_dir)
     counts = {**examples.counts, "completions_truncated": truncated}
     if truncated:
         note(f"{truncated} completion(s) longer than --max-length {max_length} kept their last {max_length} tokens")
@@ -161,7 +167,7 @@ def score_file(
         chosen, rejected = scores[k : k + nc], scores[k + nc : k + nc + nr]
         gaps.append(float(chosen.min() - rejected.max()))  # worst chosen minus best rejected
         record = {key: value for key, value in (("id", item.id), ("subset", item.subset)) if value is not None}
-        if nc == nr == 1:
+        if examples.schema != "rewardbench2" and nc == nr == 1:
             record.update(chosen_score=float(chosen[0]), rejected_score=float(rejected[0]))
             if model.num_labels > 1:
                 record.update(chosen_scores=outputs[k].tolist(), rejected_scores=outputs[k + 1].tolist())
@@ -170,12 +176,10 @@ def score_file(
         records.append(record)
         k += nc + nr
     if out is not None:
-        rewardbench.write_jsonl_atomic(out, records)
+        write_jsonl_atomic(out, records)
     rb = None
-    if examples.schema == "rewardbench2":
-        rb = rewardbench.score_v2(records, source=str(data))
-    elif all(item.subset is not None for item in examples.items):
-        rb = rewardbench.score_v1(records, source=str(data))
+    if version is not None:
+        rb = (rewardbench.score_v1 if version == "v1" else rewardbench.score_v2)(records, source=str(data))
     gaps = np.asarray(gaps)  # (N,)
     return ScoreReport(len(records), examples.schema, float(np.mean(gaps > 0)), float(np.mean(gaps)), counts,
                        None if out is None else str(out), rb, tuple(records))

@@ -9,10 +9,13 @@ rows in a recipe it adds MAE and Spearman's rho of the overall score.
 
 A row whose base and recipe the predictor was fitted on (its metadata's ``labelled`` models) is
 in-sample: its error says how well the predictor fits, not how well it predicts, and the report says so.
+Each row also says (``caveats``) what makes its comparison weaker: a base outside the sizes the predictor
+was fitted on (an extrapolation), a label trained on other data than the study's recipe (another scale),
+and a label from one learning rate (``lrs_tried`` = 1, written by ``train`` without ``--lr-sweep``: the
+study's labels are the best of the recipe's grid, so a single-rate label tends to sit below them).
 """
 
 from __future__ import annotations
-
 
 import math
 from dataclasses import asdict, dataclass, field, replace
@@ -24,6 +27,7 @@ from predictor.models.metrics import spearman
 
 SCHEMA_VERSION = 1
 MIN_ROWS_FOR_METRICS = 3
+STUDY_TRAIN_DATA = {"regression": "helpsteer2", "bradley_terry": "helpsteer2-preference"}  # the shipped labels'
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class ValidationRow:
     measured_rank: int  # same by measured score
     rank_change: int  # measured_rank - predicted_rank (> 0: the base did worse than predicted)
     in_sample: bool  # the predictor was fitted on this base's label for this recipe: an optimistic error
+    caveats: tuple[str, ...] = ()  # what weakens this comparison (outside the labelled sizes, other data, one LR)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,19 @@ class ValidationReport:
 def _competition_rank(values: np.ndarray) -> np.ndarray:
     """Rank 1 = highest; ties share the best rank."""
     return np.array([1 + int(np.sum(values > v)) for v in values], dtype=int)
+
+
+def _caveats(label, params_b: float, size_range) -> tuple[str, ...]:
+    out = []
+    low, high = size_range
+    if not math.isnan(params_b + low + high) and not low <= params_b <= high:  # an unknown size is not flagged
+        out.append(f"{params_b:g}B is outside the labelled sizes {low:g}-{high:g}B: the prediction extrapolates")
+    study = STUDY_TRAIN_DATA.get(label.recipe)
+    if study is not None and label.train_data != study:
+        out.append(f"trained on {label.train_data}, not the study's {study}: a label of another recipe's scale")
+    if label.lrs_tried == 1:
+        out.append("one learning rate (lrs_tried=1): the study's labels are the best of the recipe's grid")
+    return tuple(out)
 
 
 def validate(labels_path: str | Path, predictor_dir: str | Path | None = None, feature_paths=(),
@@ -118,13 +136,16 @@ def validate(labels_path: str | Path, predictor_dir: str | Path | None = None, f
         measured = {t: np.array([lab.values[t] for lab in group]) for t in targets}  # (N,) points each
         p_rank, m_rank = _competition_rank(predicted["score"]), _competition_rank(measured["score"])
         error = predicted["score"] - measured["score"]  # (N,) points
+        size_range = bundle.metadata.get("labelled", {}).get(recipe, {}).get("params_b_range", [math.nan, math.nan])
+        params = candidates.columns.get("params_b", np.full(len(group), math.nan))  # (N,) billions
         for i in np.argsort(m_rank, kind="stable"):
             lab = group[i]
             rows.append(ValidationRow(
                 lab.model_id, recipe, lab.train_data, lab.eval,
                 {t: float(predicted[t][i]) for t in targets}, {t: float(measured[t][i]) for t in targets},
                 float(error[i]), int(p_rank[i]), int(m_rank[i]), int(m_rank[i] - p_rank[i]),
-                lab.model_id in fitted_on.get(recipe, ())))
+                lab.model_id in fitted_on.get(recipe, ()),
+                _caveats(lab, float(params[i]), size_range)))
         enough = len(group) >= MIN_ROWS_FOR_METRICS
         by_target = {}
         for t in targets:
@@ -134,6 +155,11 @@ def validate(labels_path: str | Path, predictor_dir: str | Path | None = None, f
         summaries.append(RecipeSummary(recipe, len(group), float(np.mean(np.abs(error))) if enough else None,
                                        spearman(predicted["score"], measured["score"]) if enough else None,
                                        by_target, sum(lab.model_id in fitted_on.get(recipe, ()) for lab in group)))
+    for kind, word in (("outside the labelled sizes", "outside the labelled sizes"),
+                       ("not the study's", "trained on other data than the study's recipe"),
+                       ("one learning rate", "from one learning rate (the study's: best of the grid)")):
+        if (n := sum(any(kind in c for c in r.caveats) for r in rows)):
+            note(f"{n} label(s) {word}: see each row's caveats")
     return ValidationReport(tuple(rows), tuple(summaries), tuple(skipped), str(source))
 
 
@@ -147,6 +173,7 @@ def render_table(report: ValidationReport) -> str:
             ranks = f"{r.predicted_rank}/{r.measured_rank}"
             lines.append(f"  {r.model_id:<44} {r.predicted['score']:>9.2f} {r.measured['score']:>9.2f} "
                          f"{r.error:>+7.2f} {ranks:>9} {r.rank_change:>+6d}" + ("  in-sample" if r.in_sample else ""))
+            lines += [f"      ! {caveat}" for caveat in r.caveats]
         if summary.n_in_sample:
             lines.append(f"  {summary.n_in_sample} of {summary.n} bases were used to fit this predictor (in-sample): "
                          "their errors show how well it fits, not how well it predicts")

@@ -38,7 +38,6 @@ from flax import nnx
 from trainer_jax.data.batching import BatchConfig, DataPosition, iterate_batches, num_batches
 from trainer_jax.data.encode import TokenizedData
 from trainer_jax.models.decoder import Execution
-from trainer_jax.models.heads import RewardModel
 from trainer_jax.train import loss as L
 from trainer_jax.train import mesh as M
 from trainer_jax.train.checkpoint import RunCheckpoints
@@ -282,7 +281,9 @@ def run(steps: Steps, params, train: TokenizedData, val: TokenizedData, config: 
                     ckpt.save_best(step, params)
             drill = config.halt_after is not None and step == config.halt_after
             halted = step < sched.total_steps and (drill or (stop is not None and stop.requested()))
-            if step % config.save_every == 0 or step == sched.total_steps or halted:
+            # no resume state at the natural end: the run's result.json marks it done (at 12 bytes per
+            # parameter, a state the run directory deletes on finishing would cost an 8B model 96 GB of writes)
+            if (step % config.save_every == 0 and step < sched.total_steps) or halted:
                 meta = {"tokens": tokens, "best": best, "position": [position.epoch, position.index]}
                 ckpt.save_state(step, params, opt_state, rng, meta)
             if halted:

@@ -47,7 +47,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0  # clip the global gradient norm to this (None: no clipping)
     center_coef: float = 0.0  # BT centering coefficient on mean((rc + rr)^2); 0 = off (0.01 is usual)
     eval_every: int = 20  # optimizer steps between validations (best checkpoint kept) and after the last step
-    save_every: int = 100  # optimizer steps between resume states (also saved at the end, halt and SIGTERM)
+    save_every: int = 100  # optimizer steps between resume states (also saved on halt and SIGTERM/SIGINT)
     max_length: int = 2048  # tokens per sequence; longer examples are filtered or left-truncated
     truncate_left: bool = False  # True: keep the last max_length tokens; False: drop over-length examples
     buckets: tuple[int, ...] | None = None  # padded batch lengths (compiled shapes); None: default_buckets
