@@ -213,6 +213,7 @@ def test_a_missing_or_truncated_shard_is_one_line_naming_it(tmp_path, damage):
         shard.unlink()
     else:
         shard.write_bytes(shard.read_bytes()[:1000])
-    with pytest.raises(ArtifactError, match=rf"^{shard}: cannot read weights") as info:
+    cause = "weights file is missing" if damage == "missing" else "truncated or not a safetensors file"
+    with pytest.raises(ArtifactError, match=rf"^{shard}: {cause}") as info:
         score_file(out, _write(tmp_path / "pairs.jsonl", ROWS[:1]), out=tmp_path / "scores.jsonl")
     assert "\n" not in str(info.value) and not (tmp_path / "scores.jsonl").exists()
