@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from predictor.data import labels as LB
 from predictor.data import shipped as D
 from predictor.models import artifact
 from predictor.models import predictive as P

@@ -31,11 +31,19 @@ def enable_compile_cache() -> None:
     """Turn on JAX's persistent compilation cache under basepick's cache directory (``.../jax``).
 
     A run (or the next run) that compiles a program it compiled before loads it instead. A cache
-    directory the user set (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is left alone.
+    directory the user set (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is left alone. Call it
+    after ``jax.distributed.initialize``.
+
+    Several processes on CPU (gloo collectives) compile every program instead: there, processes that
+    loaded their programs from the cache crossed collectives ("collective mismatch", then an abort) in
+    about a third of the resumed runs of ``tests/trainer/test_multihost.py``, whichever process layout
+    had written the cache; with the cache off, none did.
     """
     import jax
 
     from predictor.data.shipped import cache_dir
 
-    if not jax.config.jax_compilation_cache_dir:
+    if jax.process_count() > 1 and jax.default_backend() == "cpu":
+        jax.config.update("jax_enable_compilation_cache", False)
+    elif not jax.config.jax_compilation_cache_dir:
         jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))

@@ -14,7 +14,6 @@ pytest.importorskip("optax")
 pytest.importorskip("orbax.checkpoint")
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from flax import nnx  # noqa: E402

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 pa = pytest.importorskip("pyarrow")
-import pyarrow.ipc  # noqa: E402
+import pyarrow.ipc  # noqa: E402, F401  (loads pa.ipc)
 import pyarrow.parquet as pq  # noqa: E402
 
 from predictor.errors import DataError  # noqa: E402

@@ -24,7 +24,6 @@ import dataclasses
 import math
 import os
 from pathlib import Path
-from typing import Any
 
 from predictor.errors import DataError
 from trainer_jax.train.recipes import TrainConfig
