@@ -28,8 +28,10 @@ import math
 import re
 import shlex
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from predictor.data.harness import ModelResults, Run, benchmark_of
+if TYPE_CHECKING:  # the results reader loads only where results are compared (ingest), not on rank's path
+    from predictor.data.harness import ModelResults, Run
 
 V2_SHOTS = {"ifeval": 0, "bbh": 3, "math_lvl5": 4, "gpqa": 0, "musr": 0, "mmlu_pro": 5}
 V1_SHOTS = {"arc": 25, "hellaswag": 10, "mmlu": 5, "truthfulqa": 0, "winogrande": 5, "gsm8k": 5}
@@ -134,6 +136,8 @@ def compare(res: ModelResults, benchmarks: list[str]) -> list[Difference]:
 
 def math_caveat(res: ModelResults) -> str | None:
     """A note when MATH Lvl 5 was scored by the harness's older exact_match, not Math-Verify."""
+    from predictor.data.harness import benchmark_of
+
     tasks = [t for t in res.tasks if benchmark_of(t) == "math_lvl5"]
     if not tasks or any("exact_match_original,none" in res.tasks[t] for t in tasks):  # 3.0: Math-Verify
         return None
@@ -177,6 +181,8 @@ def _runs(res: ModelResults, benchmarks: list[str]) -> list[Run]:
 
 def _leaves(res: ModelResults, benchmark: str) -> list[str]:
     """The tasks that score a benchmark (subtasks, not group rows: group rows carry no version or shots)."""
+    from predictor.data.harness import benchmark_of
+
     tasks = [t for t in res.tasks if benchmark_of(t) == benchmark]
     groups = {"leaderboard_bbh", "leaderboard_gpqa", "leaderboard_math_hard", "leaderboard_musr", "mmlu",
               "mmlu_humanities", "mmlu_stem", "mmlu_social_sciences", "mmlu_other"}
