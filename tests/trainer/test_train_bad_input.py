@@ -184,3 +184,35 @@ def test_run_warnings_say_what_makes_a_run_unlike_the_studys():
     assert over.startswith("3 of 203 eval examples (1.5%) are longer than --max-length 2048 tokens and were dropped")
     assert single.startswith("the label comes from one learning rate (2e-06)")
     assert run_warnings(config, 60, {**counts, "eval_filtered": 2}, [1e-6, 2e-6], labelling=True) == []
+
+
+MODEL = Path(__file__).parent / "fixtures" / "models" / "qwen2-rm"
+# (name, args with "{}" where the bad path goes, what must not appear); the trainer's side of tests/test_files.py
+TRAINER_INPUTS = [
+    ("train BASE_DIR", ["train", "{}", "--data", "TRAIN", "--eval-data", "VAL", "--out", "OUT"]),
+    ("train --data", ["train", "BASE", "--data", "{}", "--eval-data", "VAL", "--out", "OUT"]),
+    ("train --eval-data", ["train", "BASE", "--data", "TRAIN", "--eval-data", "{}", "--out", "OUT"]),
+    ("train --rewardbench", ["train", "BASE", "--data", "TRAIN", "--eval-data", "VAL", "--out", "OUT",
+                             "--rewardbench", "{}"]),
+    ("score MODEL_DIR", ["score", "{}", "--data", "RB", "--out", "OUT"]),
+    ("score --data", ["score", MODEL, "--data", "{}", "--out", "OUT"]),
+    ("probe MODEL_DIR", ["probe", "{}", "--out", "OUT"]),
+    ("probe --corpus", ["probe", MODEL, "--corpus", "{}", "--out", "OUT"]),
+    ("probe compare", ["probe", "compare", "{}"]),
+]
+
+
+@pytest.mark.parametrize("name, template", TRAINER_INPUTS, ids=[n for n, _ in TRAINER_INPUTS])
+def test_every_trainer_input_in_every_bad_shape_is_one_line(run, ws, tmp_path, name, template):
+    from tests.test_files import _bad_inputs
+
+    out = tmp_path / "out"
+    fill = {"TRAIN": ws / "train.jsonl", "VAL": ws / "val.jsonl", "RB": ws / "rb.jsonl", "BASE": ws / "base"}
+    for case, path in _bad_inputs(tmp_path).items():
+        args = [str(path) if a == "{}" else str(out / case) if a == "OUT" else fill.get(a, a) for a in template]
+        if name.startswith("train"):
+            args += ["--recipe", "bradley_terry", "--batch-size", "16", "--max-length", "64", "--dtype", "float32"]
+        result = run(*args)
+        assert result.exit_code == 2, (case, result.exit_code, result.output[-400:])
+        assert_one_line_error(result)
+        assert not out.exists(), (case, "something was written")
