@@ -47,6 +47,21 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def pythia_v2_and_v1_runs(folder: Path) -> Path:
+    """``folder`` with the leaderboard's pythia-1b v2 run in a/ and the v1 fixture run in b/, renamed to
+    pythia-1b: one model's results from two lm-eval versions, for different benchmarks."""
+    import shutil
+
+    harness = Path(__file__).parent / "fixtures" / "harness"
+    shutil.copytree(harness / "pythia-1b", folder / "a")
+    shutil.copytree(harness / "v1-run", folder / "b")
+    v1 = next((folder / "b").rglob("results_*.json"))
+    doc = json.loads(v1.read_text(encoding="utf-8"))
+    doc["config"]["model_args"] = {"pretrained": "EleutherAI/pythia-1b"}
+    v1.write_text(json.dumps(doc), encoding="utf-8")
+    return folder
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
     """Tests never read or write the user's ~/.cache/basepick."""

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from predictor.data import harness_settings as HS
 from predictor.data import ingest as I
 from predictor.data import shipped as D
-from tests.conftest import REPO, assert_one_line_error, write
+from tests.conftest import REPO, assert_one_line_error, pythia_v2_and_v1_runs, write
 
 PYTHIA = Path(__file__).parent / "fixtures" / "harness" / "pythia-1b"
 V1_RUN = Path(__file__).parent / "fixtures" / "harness" / "v1-run"
@@ -225,13 +225,7 @@ def test_one_benchmark_from_two_lm_eval_versions_is_an_error(run, tmp_path):
 
 
 def test_different_benchmarks_from_two_lm_eval_versions_are_a_note(run, tmp_path):
-    both = tmp_path / "both"
-    shutil.copytree(PYTHIA, both / "a")
-    shutil.copytree(V1_RUN, both / "b")
-    v1 = next((both / "b").rglob("results_*.json"))
-    doc = json.loads(v1.read_text(encoding="utf-8"))
-    doc["config"]["model_args"] = {"pretrained": "EleutherAI/pythia-1b"}
-    v1.write_text(json.dumps(doc), encoding="utf-8")
+    both = pythia_v2_and_v1_runs(tmp_path / "both")
     result = run("ingest", both, "--out", tmp_path / "f.csv")
     assert result.exit_code == 0, result.stderr
     assert any("lm-eval git 80c5a43 and git 4f8a43a" in n for n in notes(result))

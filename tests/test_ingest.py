@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from predictor.data import harness as H
 from predictor.data import ingest as I
 from predictor.data import shipped as D
-from tests.conftest import assert_one_line_error, write
+from tests.conftest import assert_one_line_error, pythia_v2_and_v1_runs, write
 
 HARNESS = Path(__file__).parent / "fixtures" / "harness"
 PYTHIA = HARNESS / "pythia-1b"
@@ -259,13 +259,7 @@ def test_odd_ids_and_values_never_crash(run, tmp_path_factory, model, value):
 
 
 def test_files_of_one_model_merge_and_model_id_override(run, tmp_path):
-    folder = tmp_path / "runs"
-    shutil.copytree(PYTHIA, folder / "a")
-    shutil.copytree(V1_RUN, folder / "b")
-    v1_file = next((folder / "b").rglob("results_*.json"))
-    doc = json.loads(v1_file.read_text(encoding="utf-8"))
-    doc["config"]["model_args"] = {"pretrained": "EleutherAI/pythia-1b"}
-    v1_file.write_text(json.dumps(doc), encoding="utf-8")
+    folder = pythia_v2_and_v1_runs(tmp_path / "runs")
     scores = I.read_results(folder)
     assert len(scores) == 1 and set(scores[0].scores) == set(I.FEATURE_COLUMNS)
     assert_one_line_error(run("ingest", HARNESS, "--out", tmp_path / "o.csv", "--model-id", "acme/x"), "several")
