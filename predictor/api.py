@@ -32,10 +32,9 @@ def _require(ok: bool, message: str) -> None:
         raise DataError(message)
 
 
-SEED_MAX = 2**32 - 1  # numpy and LightGBM seeds are unsigned 32-bit
-
-
 def _require_seed(seed) -> None:
+    from predictor.jobs.options import SEED_MAX  # the CLI's --seed bound (imported here: it loads click)
+
     _require(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= SEED_MAX,
              f"seed {seed!r} is not an integer in [0, {SEED_MAX}]")
 
