@@ -22,8 +22,8 @@ RECIPES = ("regression", "bradley_terry")
 
 PARTIAL = "partial"  # in a label's eval value (e.g. rewardbench-v1-partial): an incomplete RewardBench run
 SCORE_TOLERANCE = 0.15  # points: score must equal the mean of the four sections within this
-ON_DUPLICATE = ("error", "mean", "last")
-LRS_TRIED = "lrs_tried"  # optional column `basepick train --labels-out` writes: learning rates tried  # what to do with a base labelled twice for one recipe
+ON_DUPLICATE = ("error", "mean", "last")  # what to do with a base labelled twice for one recipe
+LRS_TRIED = "lrs_tried"  # optional column `basepick train --labels-out` writes: learning rates tried
 INPUTS = F.V2_SCORES + ("params_b",)  # every ranking method reads these: a labelled base needs them all
 _TRAIN_DATA_ALIASES = {"helpsteer-2": "helpsteer2", "helpsteer2-pref": "helpsteer2-preference",
                        "helpsteer-2-preference": "helpsteer2-preference"}

@@ -8,8 +8,9 @@ import math
 
 import click
 
+from predictor.data.labels import ON_DUPLICATE
+
 SEED_MAX = 2**32 - 1  # numpy's and LightGBM's seeds are unsigned 32-bit
-ON_DUPLICATE = ("error", "mean", "last")
 
 
 class Range(click.FloatRange):
