@@ -21,6 +21,8 @@ from predictor.errors import DataError
 SPLITS = ("lineage", "temporal", "random")  # evaluation splits, primary first
 MIN_TRAIN = 8  # models a fold must train on, else its test models are not predicted
 MIN_PREDICTED = 5  # out-of-fold predictions (from 2 lineages) below which no metric means anything
+
+
 @dataclass
 class Dataset:
     ids: list[str]

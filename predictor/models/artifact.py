@@ -85,9 +85,9 @@ def save(bundle: Bundle, out_dir: str | Path, *, parent: str | None = None) -> P
     """Write ``bundle`` to ``out_dir`` atomically; an existing artifact there is replaced.
 
     The artifact's ``version`` is ``content_version`` of its metadata: a digest of what it was fitted
-    from, never of the fitted numbers (whose last bits depend on the CPU's BLAS kernels). ``parent`` is the version of the artifact it replaces at ``out_dir``, else
-    the given ``parent``; a refit that changes nothing keeps the replaced artifact's parent, and a fit
-    identical to ``parent`` has none.
+    from, never of the fitted numbers (whose last bits depend on the CPU's BLAS kernels). ``parent`` is
+    the version of the artifact it replaces at ``out_dir``, else the given ``parent``; a refit that
+    changes nothing keeps the replaced artifact's parent, and a fit identical to ``parent`` has none.
     """
     out_dir = check_destination(out_dir)
     previous = previous_metadata(out_dir)
